@@ -1,0 +1,239 @@
+"""Stage 3, export: checkpoint folder → model folder of ONNX graphs the runtime reads.
+
+Two graphs, both with dynamic batch (and length) axes:
+
+``score.onnx``  ``tokens`` int64 [batch, length] (each sentence's words then ``<eos>``, right
+                padded with anything) and ``lengths`` int64 [batch] → ``logprobs`` float32
+                [batch, length]: ln P(tokens[b, t] | <eos>, tokens[b, :t]) from the zero state,
+                0 past each length. A sentence's score is the sum of its row.
+``step.onnx``   ``token`` int64 [batch] + state (``state_h`` [, ``state_c``]) float32
+                [layers, batch, hidden] → ``logprobs`` float32 [batch, vocab] and the new state
+                (``new_state_h`` [, ``new_state_c``]).
+
+Export checks every graph with ``onnx.checker``, compares onnxruntime with torch on random inputs
+of several shapes, and writes nothing if any difference exceeds the tolerance. ``int8`` adds
+dynamically quantised copies (``*.int8.onnx``) next to the fp32 graphs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pocketlm.pipeline.model import RNNLM
+from pocketlm.pipeline.train import TOKENIZER, load_checkpoint
+from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, package_versions,
+                                       write_manifest)
+
+log = logging.getLogger(__name__)
+
+#: (batch, length) pairs checked against torch; deliberately unlike the export example.
+CHECK_SHAPES = ((1, 1), (3, 7), (5, 35), (2, 100))
+
+
+class ExportError(PocketLMError):
+    """The exported graphs do not reproduce the torch model."""
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """``tolerance`` is the largest allowed |onnxruntime - torch| on a log-probability."""
+
+    opset: int = 17
+    tolerance: float = 1e-4
+    int8: bool = True
+    seed: int = 0
+
+
+class ScoreGraph(nn.Module):
+    """Per-token log-probabilities of whole sentences, from the zero state."""
+
+    def __init__(self, model: RNNLM) -> None:
+        super().__init__()
+        self.model = model
+        self.eval()  # torch.onnx.export restores the wrapper's mode onto the model afterwards
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        start = torch.full_like(tokens[:, :1], EOS_ID)
+        inputs = torch.cat([start, tokens[:, :-1]], dim=1)             # (B, L)
+        logits, _ = self.model(inputs)                                   # (B, L, V)
+        logprobs = F.log_softmax(logits, dim=-1)
+        picked = logprobs.gather(2, tokens.unsqueeze(2)).squeeze(2)      # (B, L)
+        positions = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
+        return torch.where(positions < lengths.unsqueeze(1), picked, torch.zeros_like(picked))
+
+
+class StepGraph(nn.Module):
+    """One step: next-token log-probabilities and the new state."""
+
+    def __init__(self, model: RNNLM) -> None:
+        super().__init__()
+        self.model = model
+        self.eval()
+
+    def forward(self, token: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        logits, new_state = self.model(token.unsqueeze(1), tuple(state))  # (B, 1, V)
+        return (F.log_softmax(logits[:, 0], dim=-1), *new_state)
+
+
+def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
+            inputs: list[str], outputs: list[str], dynamic: dict[str, dict[int, str]],
+            opset: int) -> None:
+    torch.onnx.export(module, args, str(path), input_names=inputs, output_names=outputs,
+                      dynamic_axes=dynamic, opset_version=opset, dynamo=False,
+                      do_constant_folding=True)
+
+
+def _session(path: Path) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _compare(name: str, expected: list[np.ndarray], got: list[np.ndarray], shape: tuple,
+             tolerance: float) -> float:
+    worst = 0.0
+    for e, g in zip(expected, got):
+        if e.shape != g.shape:
+            raise ExportError(f"{name}: onnxruntime output shape {g.shape} != torch {e.shape} "
+                              f"at (batch, length) = {shape}")
+        worst = max(worst, float(np.max(np.abs(e - g))) if e.size else 0.0)
+    if not worst <= tolerance:
+        raise ExportError(f"{name}: onnxruntime differs from torch by {worst:.2e} (> "
+                          f"{tolerance:g}) at (batch, length) = {shape}; nothing was written")
+    return worst
+
+
+def verify(model: RNNLM, folder: Path, files: dict[str, str], state_names: list[str],
+           tolerance: float, seed: int = 0) -> dict[str, float]:
+    """Compare the graphs in ``folder`` with torch on random inputs of :data:`CHECK_SHAPES`.
+
+    Returns the largest difference per graph; raises :class:`ExportError` beyond ``tolerance``.
+    """
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    score, step = _session(folder / files["score"]), _session(folder / files["step"])
+    worst = {"score": 0.0, "step": 0.0}
+    vocab, cfg = model.config.vocab_size, model.config
+    with torch.no_grad():
+        for batch, length in CHECK_SHAPES:
+            tokens = torch.randint(0, vocab, (batch, length), generator=gen)
+            lengths = torch.randint(1, length + 1, (batch,), generator=gen)
+            lengths[0] = length
+            expected = ScoreGraph(model)(tokens, lengths).numpy()
+            got = score.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+            worst["score"] = max(worst["score"], _compare("score.onnx", [expected], got,
+                                                          (batch, length), tolerance))
+            state = tuple(torch.randn(cfg.layers, batch, cfg.hidden_size, generator=gen) * 0.5
+                          for _ in state_names)
+            token = tokens[:, 0]
+            expected_step = [t.numpy() for t in StepGraph(model)(token, *state)]
+            feeds = {"token": token.numpy()}
+            feeds.update({f"state_{n}": s.numpy() for n, s in zip(state_names, state)})
+            got = step.run(None, feeds)
+            worst["step"] = max(worst["step"], _compare("step.onnx", expected_step, got,
+                                                        (batch, 1), tolerance))
+    return worst
+
+
+def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+           config: ExportConfig = ExportConfig(), overwrite: bool = False) -> dict[str, Any]:
+    """Run the export stage into ``out`` (written atomically); return the manifest."""
+    import onnx
+
+    model, ckpt = load_checkpoint(checkpoint_dir)
+    model = model.float().eval()
+    names = list(model.cell.state_names)
+    cfg = model.config
+    state_in = [f"state_{n}" for n in names]
+    state_out = [f"new_state_{n}" for n in names]
+    graphs = {
+        "score": {"inputs": ["tokens", "lengths"], "outputs": ["logprobs"],
+                  "files": {"fp32": "score.onnx"}},
+        "step": {"inputs": ["token", *state_in], "outputs": ["logprobs", *state_out],
+                 "files": {"fp32": "step.onnx"}},
+    }
+    with atomic_folder(out, overwrite) as tmp:
+        example_tokens = torch.full((2, 5), EOS_ID, dtype=torch.long)
+        _export(ScoreGraph(model), (example_tokens, torch.tensor([5, 3])), tmp / "score.onnx",
+                graphs["score"]["inputs"], graphs["score"]["outputs"],
+                {"tokens": {0: "batch", 1: "length"}, "lengths": {0: "batch"},
+                 "logprobs": {0: "batch", 1: "length"}}, config.opset)
+        example_state = tuple(torch.zeros(cfg.layers, 2, cfg.hidden_size) for _ in names)
+        dynamic = {"token": {0: "batch"}, "logprobs": {0: "batch"}}
+        dynamic.update({n: {1: "batch"} for n in state_in + state_out})
+        _export(StepGraph(model), (torch.full((2,), EOS_ID, dtype=torch.long), *example_state),
+                tmp / "step.onnx", graphs["step"]["inputs"], graphs["step"]["outputs"], dynamic,
+                config.opset)
+        for name in ("score", "step"):
+            onnx.checker.check_model(str(tmp / graphs[name]["files"]["fp32"]), full_check=True)
+        checks = {"fp32": verify(model, tmp, {g: graphs[g]["files"]["fp32"] for g in graphs},
+                                 names, config.tolerance, config.seed)}
+        log.info("export: fp32 graphs match torch (max |diff| score %.1e, step %.1e)",
+                 checks["fp32"]["score"], checks["fp32"]["step"])
+        if config.int8:
+            from .quantize import quantize_graph
+
+            for name in ("score", "step"):
+                target = f"{name}.int8.onnx"
+                quantize_graph(tmp / graphs[name]["files"]["fp32"], tmp / target)
+                graphs[name]["files"]["int8"] = target
+        shutil.copyfile(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
+        files = [TOKENIZER] + [f for g in graphs.values() for f in g["files"].values()]
+        sizes = {f: (tmp / f).stat().st_size for f in files if f.endswith(".onnx")}
+        body = {
+            "vocab_size": cfg.vocab_size,
+            "tokenizer": TOKENIZER,
+            "model": asdict(cfg),
+            "graphs": graphs,
+            "state": [{"name": n, "input": i, "output": o,
+                       "shape": [cfg.layers, "batch", cfg.hidden_size]}
+                      for n, i, o in zip(names, state_in, state_out)],
+            "scoring": {"log_base": "e", "start_context": "<eos>", "initial_state": "zeros",
+                        "final_eos_predicted": True},
+            "metrics": {"valid_ppl": ckpt["metrics"].get("valid_ppl"),
+                        "test_ppl": ckpt["metrics"].get("test_ppl")},
+            "training": {"config": ckpt["config"], "data": ckpt["data"],
+                         "environment": ckpt.get("environment"),
+                         "checkpoint_manifest_sha256": _sha(Path(checkpoint_dir))},
+            "export": {**asdict(config), "exporter": "torch.onnx (TorchScript)",
+                       "check_shapes": [list(s) for s in CHECK_SHAPES],
+                       "max_abs_diff": checks, "bytes": sizes},
+            "versions": package_versions("torch", "onnx", "onnxruntime"),
+        }
+        (tmp / "README.md").write_text(_model_card(body), encoding="utf-8")
+        manifest = write_manifest(tmp, "model", body, files + ["README.md"])
+    return manifest
+
+
+def _sha(folder: Path) -> str:
+    from pocketlm.runtime.artifact import sha256_file
+
+    return sha256_file(folder / "manifest.json")
+
+
+def _model_card(body: dict[str, Any]) -> str:
+    m, metrics = body["model"], body["metrics"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    sizes = "\n".join(f"| `{f}` | {b:,} |" for f, b in body["export"]["bytes"].items())
+    return (f"# pocketlm model\n\n"
+            f"A word-level {m['cell']} language model ({m['layers']} layers, embedding "
+            f"{m['embedding_size']}, hidden {m['hidden_size']}, tied={m['tied']}), vocabulary "
+            f"of {body['vocab_size']} words.\n\n"
+            f"Stream perplexity: valid {fmt(metrics['valid_ppl'])}, test "
+            f"{fmt(metrics['test_ppl'])}.\n\n"
+            f"```python\nfrom pocketlm.runtime import LanguageModel\n"
+            f"lm = LanguageModel('path/to/this/folder')\nlm.score('and god said')\n```\n\n"
+            f"Scores are natural logs from the zero state with `<eos>` as the start context; "
+            f"the final `<eos>` is predicted.\n\n| graph | bytes |\n|---|---|\n{sizes}\n")

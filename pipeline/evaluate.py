@@ -1,0 +1,121 @@
+"""Stream perplexity: the split as one token stream, state carried across lines.
+
+The stream (every line already followed by ``<eos>``) is cut into ``batch`` equal columns, the
+tail that does not fill a column dropped; each column is read left to right from the zero state,
+and every token after a column's first is predicted::
+
+    stream  a b c <eos> d e <eos> f g h i <eos> ...        (N tokens)
+    batchify(stream, 3) ->  [a b c <eos>]                  (3, N // 3)
+                            [d e <eos> f]
+                            [g h i <eos>]
+    inputs  [:, :-1]   targets [:, 1:]     ->  3 * (N // 3 - 1) predictions
+
+Training windows the same columns into BPTT chunks of ``bptt`` steps and carries (detached) state
+from one chunk to the next::
+
+    column  |-- window 1 --|-- window 2 --|-- ...
+    state   0 ───────────▶ h1 ──────────▶ h2          (gradient stops at each ▶)
+
+The ONNX backend feeds the step graph one column position at a time; the torch backend runs
+windows of ``bptt`` steps. Both see exactly the same predictions, so their figures agree.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pocketlm.runtime.artifact import PocketLMError, read_manifest
+
+if TYPE_CHECKING:
+    import torch
+
+    from pocketlm.runtime import LanguageModel
+
+    from .model import RNNLM
+
+
+def batchify(stream: np.ndarray, batch: int) -> np.ndarray:
+    """Cut a 1-D token stream into ``batch`` contiguous rows: ``[batch, len(stream) // batch]``."""
+    columns = len(stream) // batch
+    if columns < 2:
+        raise PocketLMError(f"a stream of {len(stream)} tokens is too short for {batch} "
+                            f"evaluation rows; use a smaller --batch-size or a larger split")
+    return np.asarray(stream[:batch * columns], dtype=np.int64).reshape(batch, columns)
+
+
+def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: int = 70,
+                     device: str | torch.device = "cpu") -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) and prediction count of a stream, with torch."""
+    import torch
+    import torch.nn.functional as F
+
+    rows = torch.from_numpy(batchify(stream, batch)).to(device)
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    state = model.init_state(batch, device)
+    with torch.no_grad():
+        for i in range(0, rows.shape[1] - 1, bptt):
+            x = rows[:, i:i + bptt]
+            y = rows[:, i + 1:i + 1 + bptt]
+            x = x[:, :y.shape[1]]
+            logits, state = model(x, state)
+            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
+                                     y.reshape(-1), reduction="sum").double()
+    model.train(was_training)
+    return float(total), batch * (rows.shape[1] - 1)
+
+
+def stream_nll_onnx(lm: LanguageModel, stream: np.ndarray, batch: int = 10) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) and prediction count, through the step graph."""
+    rows = batchify(stream, batch)
+    state = lm.initial_state(batch)
+    total = 0.0
+    index = np.arange(batch)
+    for t in range(rows.shape[1] - 1):
+        logprobs, state = lm.step(rows[:, t], state)
+        total -= float(logprobs[index, rows[:, t + 1]].astype(np.float64).sum())
+    return total, batch * (rows.shape[1] - 1)
+
+
+def evaluate(model_dir: str | os.PathLike[str] | None, data_dir: str | os.PathLike[str],
+             split: str = "test", backend: str = "onnx",
+             checkpoint_dir: str | os.PathLike[str] | None = None, batch: int = 10,
+             precision: str = "fp32", threads: int | None = None) -> dict[str, Any]:
+    """Stream perplexity of a data split, through onnxruntime (``model_dir``) or torch
+    (``checkpoint_dir``). Refuses a model whose vocabulary differs from the data's."""
+    from .ingest import load_split
+
+    data = read_manifest(data_dir, "data")
+    stream = load_split(data_dir, split, data)
+    if backend == "onnx":
+        if model_dir is None:
+            raise PocketLMError("--backend onnx needs --model DIR (an export folder)")
+        from pocketlm.runtime import LanguageModel
+
+        lm = LanguageModel(model_dir, precision=precision, threads=threads)
+        vocab_sha = lm.manifest["files"][lm.manifest["tokenizer"]]["sha256"]
+        source = str(model_dir)
+    elif backend == "torch":
+        if checkpoint_dir is None:
+            raise PocketLMError("--backend torch needs --checkpoint DIR (a train folder)")
+        from .train import load_checkpoint
+
+        model, ckpt = load_checkpoint(checkpoint_dir)
+        vocab_sha = ckpt["files"]["tokenizer.json"]["sha256"]
+        source = str(checkpoint_dir)
+    else:
+        raise PocketLMError(f"unknown backend {backend!r}; use onnx or torch")
+    if vocab_sha != data["files"][data["tokenizer"]]["sha256"]:
+        raise PocketLMError(f"{source} was trained with another vocabulary than {data_dir}; "
+                            f"evaluate on the data folder it was trained on")
+    if backend == "onnx":
+        nll, count = stream_nll_onnx(lm, stream, batch)
+    else:
+        nll, count = stream_nll_torch(model, stream, batch)
+    return {"split": split, "backend": backend, "precision": precision if backend == "onnx"
+            else "fp32", "tokens": count, "nll": nll, "perplexity": math.exp(nll / count)}

@@ -1,0 +1,16 @@
+"""pocketlm.runtime: run an exported pocketlm model with onnxruntime, numpy and tokenizers only.
+
+>>> from pocketlm.runtime import LanguageModel
+>>> lm = LanguageModel("runs/kjv/model")        # doctest: +SKIP
+>>> lm.rank(["and god said", "said god and"])[0].sentence   # doctest: +SKIP
+'and god said'
+"""
+
+from .artifact import (EOS_ID, EOS_TOKEN, FORMAT_VERSION, UNK_ID, UNK_TOKEN, ArtifactError,
+                       PocketLMError, read_manifest)
+from .model import LanguageModel, SentenceScore, WordScore, detokenize
+
+__all__ = [
+    "ArtifactError", "EOS_ID", "EOS_TOKEN", "FORMAT_VERSION", "LanguageModel", "PocketLMError",
+    "SentenceScore", "UNK_ID", "UNK_TOKEN", "WordScore", "detokenize", "read_manifest",
+]
