@@ -1,0 +1,101 @@
+"""Shared fixtures: small real corpora and models built once per test session.
+
+* ``toy_*``: a 600-line corpus from a small grammar (written by the test), a ~40-word
+  vocabulary and a 1x24 LSTM trained for a few seconds: exercises every stage quickly.
+* ``kjv_*``: the embedded King James Bible with the ``tiny`` preset cut to a few hundred steps:
+  the real default path, used where quality matters.
+
+Nothing here reaches the network: the hub is switched off for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SUBJECTS = ["the cat", "the dog", "a bird", "my friend", "the old man", "a child"]
+VERBS = ["sees", "likes", "follows", "finds", "watches"]
+OBJECTS = ["the ball", "a tree", "the red house", "the river", "a small boat"]
+ENDINGS = [".", "!", " today .", " again ."]
+
+#: Settings of the toy model: small enough to train in seconds on two cores.
+TOY_TRAIN = dict(cell="lstm", layers=1, embedding_size=24, hidden_size=24, dropout=0.0,
+                 batch_size=8, bptt=12, epochs=3, lr=1e-2, device="cpu", log_every=0)
+
+#: How many steps the KJV tiny model trains for in tests.
+KJV_STEPS = 150
+
+
+def toy_lines(n: int = 600, seed: int = 0) -> list[str]:
+    """Sentences of a tiny grammar: subject verb object ending."""
+    rng = random.Random(seed)
+    return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"
+            f"{rng.choice(ENDINGS)}" for _ in range(n)]
+
+
+@pytest.fixture(scope="session")
+def toy_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "toy.txt"
+    path.write_text("\n".join(toy_lines()) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def toy_data(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pocketlm.pipeline.ingest import IngestConfig, ingest
+
+    out = tmp_path_factory.mktemp("toy") / "data"
+    ingest(IngestConfig(data_files=(str(toy_corpus),), vocab_size=100), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_checkpoint(toy_data: Path) -> Path:
+    from pocketlm.pipeline.train import TrainConfig, train
+
+    out = toy_data.parent / "checkpoint"
+    train(TrainConfig(**TOY_TRAIN), toy_data, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_model(toy_checkpoint: Path) -> Path:
+    from pocketlm.export import export
+
+    out = toy_checkpoint.parent / "model"
+    export(toy_checkpoint, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def kjv_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pocketlm.pipeline.ingest import IngestConfig, ingest
+
+    out = tmp_path_factory.mktemp("kjv") / "data"
+    ingest(IngestConfig(), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def kjv_checkpoint(kjv_data: Path) -> Path:
+    from pocketlm.pipeline.train import preset, train
+
+    out = kjv_data.parent / "checkpoint"
+    train(preset("tiny", max_steps=KJV_STEPS, device="cpu", log_every=0), kjv_data, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def kjv_model(kjv_checkpoint: Path) -> Path:
+    from pocketlm.export import export
+
+    out = kjv_checkpoint.parent / "model"
+    export(kjv_checkpoint, out)
+    return out
