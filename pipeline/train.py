@@ -168,8 +168,6 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     train_seconds = 0.0
     started = time.perf_counter()
     with atomic_folder(out, overwrite) as tmp:
-        from safetensors.torch import save_model
-
         for epoch in range(1, config.epochs + 1):
             model.train()
             state = model.init_state(config.batch_size, device)
@@ -222,7 +220,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
             score = record.get("valid_ppl", -epoch)
             if score < best:
                 best, best_epoch = score, epoch
-                save_model(model, str(tmp / WEIGHTS))
+                save_weights(model, tmp / WEIGHTS)
             else:
                 for group in optimizer.param_groups:
                     group["lr"] *= config.lr_decay
@@ -234,9 +232,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
         test_ppl = None
         test_ids = load_split(data_dir, "test", data)
         if len(test_ids) // config.eval_batch_size >= 2:
-            from safetensors.torch import load_model
-
-            load_model(model, str(tmp / WEIGHTS), device=str(device))
+            load_weights(model, tmp / WEIGHTS)
             nll, count = stream_nll_torch(model, test_ids, config.eval_batch_size, device=device)
             test_ppl = math.exp(nll / count)
         best_record = history[best_epoch - 1]
@@ -266,15 +262,39 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     return manifest
 
 
+def save_weights(model: RNNLM, path: Path) -> None:
+    """Write the weights as safetensors: contiguous CPU copies (cuDNN packs RNN weights into one
+    shared buffer, which safetensors refuses), the tied decoder weight stored once."""
+    from safetensors.torch import save_file
+
+    tensors = {name: t.detach().to("cpu", copy=True).contiguous()
+               for name, t in model.state_dict().items()
+               if not (model.config.tied and name == "decoder.weight")}
+    save_file(tensors, str(path), metadata={"format": "pt", "producer": "pocketlm"})
+
+
+def load_weights(model: RNNLM, path: Path) -> None:
+    """Load weights written by :func:`save_weights` into ``model`` (on any device)."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    # tied: either name of the shared matrix may be absent (safetensors' own save_model, and
+    # pocketlm before save_weights, kept decoder.weight), but not both
+    shared = {"decoder.weight", "embedding.weight"} if model.config.tied else set()
+    missing = sorted(set(missing) - shared if len(set(missing) & shared) < 2 else set(missing))
+    if missing or unexpected:
+        raise PocketLMError(f"{path}: weights do not match the model (missing {missing}, "
+                            f"unexpected {sorted(unexpected)})")
+
+
 def load_checkpoint(checkpoint_dir: str | os.PathLike[str],
                     device: str | torch.device = "cpu") -> tuple[RNNLM, dict[str, Any]]:
     """Rebuild the model a checkpoint folder describes and load its weights (no pickle)."""
-    from safetensors.torch import load_model
-
     manifest = read_manifest(checkpoint_dir, "checkpoint")
     model = RNNLM(ModelConfig(**manifest["model"]))
     try:
-        load_model(model, str(Path(checkpoint_dir) / WEIGHTS), device=str(device))
+        load_weights(model, Path(checkpoint_dir) / WEIGHTS)
     except Exception as exc:
         raise PocketLMError(f"{Path(checkpoint_dir) / WEIGHTS}: weights do not fit the model "
                             f"in its manifest ({exc}); re-run pocketlm train") from exc
