@@ -32,8 +32,8 @@ from torch import nn
 
 from pocketlm.pipeline.model import RNNLM
 from pocketlm.pipeline.train import TOKENIZER, load_checkpoint
-from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, package_versions,
-                                       write_manifest)
+from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder,
+                                       check_output_folder, package_versions, write_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,7 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     """Run the export stage into ``out`` (written atomically); return the manifest."""
     import onnx
 
+    check_output_folder(out, overwrite)
     model, ckpt = load_checkpoint(checkpoint_dir)
     model = model.float().eval()
     names = list(model.cell.state_names)

@@ -82,7 +82,7 @@ def _ingest_options(f: Any) -> Any:
         click.option("--min-frequency", type=click.IntRange(min=1), default=1,
                      show_default=True, help="Least count for a word to enter the vocabulary."),
         click.option("--split-every", type=click.IntRange(min=3), default=20, show_default=True,
-                     help="Line i goes to valid if i %% N == N-2, test if i %% N == N-1."),
+                     help="Line i goes to valid if i % N == N-2, test if i % N == N-1."),
         click.option("--lowercase/--keep-case", default=True, show_default=True,
                      help="Lowercase text before splitting into words."),
     ]

@@ -155,6 +155,8 @@ def load_corpus(data_files: tuple[str, ...] = (), dataset: str | None = None,
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     if data_files:
         ds, source = _from_files([Path(p) for p in data_files])
+        if source["builder"] == "text":
+            text_column = "text"  # the only column of plain-text files; --text-column is ignored
     elif dataset:
         ds, source = _from_dataset(dataset, dataset_split, dataset_config)
     else:

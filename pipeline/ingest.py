@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from pocketlm.runtime.artifact import (EOS_ID, EOS_TOKEN, SPECIAL_TOKENS, UNK_ID, UNK_TOKEN,
-                                       PocketLMError, atomic_folder, package_versions,
-                                       write_manifest)
+                                       PocketLMError, atomic_folder, check_output_folder,
+                                       package_versions, write_manifest)
 
 from .corpus import SPLITS, Corpus, load_corpus
 
@@ -94,6 +94,7 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
            corpus: Corpus | None = None) -> dict[str, Any]:
     """Run the ingest stage into ``out`` (written atomically); return the manifest."""
     started = time.perf_counter()
+    check_output_folder(out, overwrite)
     if corpus is None:
         corpus = load_corpus(config.data_files, config.dataset, config.dataset_split,
                              config.dataset_config, config.text_column)
@@ -136,8 +137,6 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
                 fh.close()
         for split, st in stats.items():
             st["oov_rate"] = st["oov_words"] / st["words"] if st["words"] else 0.0
-        if stats["train"]["tokens"] == 0:
-            raise PocketLMError("the train split is empty; pass a larger corpus")
         for split in ("valid", "test"):
             if stats[split]["lines"] == 0:
                 log.warning("the %s split is empty (the corpus has fewer than %d lines)",

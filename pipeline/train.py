@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, package_versions,
-                                       read_manifest, sha256_file, write_manifest)
+from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_output_folder,
+                                       package_versions, read_manifest, sha256_file, write_manifest)
 
 from .cells import CELLS
 from .evaluate import batchify, stream_nll_torch
@@ -76,6 +76,8 @@ class TrainConfig:
             raise PocketLMError("batch size, bptt, epochs and eval batch size must be >= 1")
         if self.lr <= 0:
             raise PocketLMError(f"learning rate {self.lr} must be > 0")
+        if self.max_steps < 0 or self.clip < 0 or not 0 < self.lr_decay <= 1:
+            raise PocketLMError("max_steps and clip must be >= 0 and lr_decay in (0, 1]")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, cell=self.cell, layers=self.layers,
@@ -142,6 +144,7 @@ def environment(device: torch.device) -> dict[str, Any]:
 def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.PathLike[str],
           overwrite: bool = False) -> dict[str, Any]:
     """Run the training stage into ``out`` (written atomically); return the manifest."""
+    check_output_folder(out, overwrite)
     data = read_manifest(data_dir, "data")
     train_ids = load_split(data_dir, "train", data)
     valid_ids = load_split(data_dir, "valid", data)

@@ -256,7 +256,7 @@ class LanguageModel:
         if temperature == 0:
             return int(np.argmax(logprobs))
         logits = logprobs / temperature
-        if top_k:
+        if 0 < top_k < len(logits):  # top_k >= vocabulary size keeps every word
             kth = np.partition(logits, -top_k)[-top_k]
             logits = np.where(logits < kth, -np.inf, logits)
         probs = np.exp(logits - logits.max())
