@@ -253,7 +253,10 @@ def _sentences(args: tuple[str, ...]) -> list[str]:
         return list(args)
     if sys.stdin.isatty():
         raise click.UsageError("give sentences as arguments or one per line on stdin")
-    return [line.rstrip("\n") for line in sys.stdin]
+    lines = [line.rstrip("\r\n") for line in sys.stdin]
+    if not lines:
+        raise click.UsageError("no sentences: stdin was empty")
+    return lines
 
 
 @cli.command()

@@ -129,7 +129,13 @@ def read_manifest(folder: str | os.PathLike[str], kind: str, verify: bool = True
     if version.split(".")[0] != FORMAT_VERSION.split(".")[0]:
         raise ArtifactError(f"{path}: format version {version!r} is not supported by this "
                             f"pocketlm (reads {FORMAT_VERSION}); re-create it with `{stage}`")
-    for name, entry in manifest.get("files", {}).items():
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("bytes"), int) and "sha256" in e
+            for e in files.values()):
+        raise ArtifactError(f"{path}: malformed 'files' list; re-create the folder with "
+                            f"`{stage}`")
+    for name, entry in files.items():
         file = folder / name
         if not file.is_file():
             raise ArtifactError(f"{file}: missing file listed in {path}; re-create the folder "
