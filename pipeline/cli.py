@@ -58,7 +58,7 @@ _model_option = click.option("--model", "model_dir", required=True,
 _precision_option = click.option("--precision", type=click.Choice(["fp32", "int8"]),
                                  default="fp32", show_default=True, help="Which graphs to run.")
 _threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
-                               help="onnxruntime intra-op threads (default: all cores).")
+                               help="onnxruntime intra-op threads (default: onnxruntime's choice).")
 _json_option = click.option("--json", "as_json", is_flag=True,
                             help="Print JSON (one object per line) for scripts.")
 _overwrite_option = click.option("--overwrite", is_flag=True,
@@ -285,10 +285,12 @@ def score(model_dir: Path, sentences: tuple[str, ...], precision: str, threads: 
 @_model_option
 @click.argument("candidates", nargs=-1)
 @_precision_option
+@_threads_option
 @_json_option
-def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, as_json: bool) -> None:
+def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, threads: int | None,
+         as_json: bool) -> None:
     """Order CANDIDATES (or stdin lines) best first by log-probability."""
-    lm = _load(model_dir, precision)
+    lm = _load(model_dir, precision, threads)
     ranked = lm.rank(_sentences(candidates))
     if as_json:
         click.echo(json.dumps([{"rank": i + 1, "sentence": s.sentence, "logprob": s.logprob,
@@ -312,11 +314,13 @@ def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, as_json: 
 @click.option("--num", type=click.IntRange(min=1), default=1, show_default=True,
               help="How many lines to generate.")
 @_precision_option
+@_threads_option
 @_json_option
 def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, top_k: int,
-             top_p: float, seed: int | None, num: int, precision: str, as_json: bool) -> None:
+             top_p: float, seed: int | None, num: int, precision: str, threads: int | None,
+             as_json: bool) -> None:
     """Generate text word by word until <eos>."""
-    lm = _load(model_dir, precision)
+    lm = _load(model_dir, precision, threads)
     for i in range(num):
         text = lm.generate(prompt, max_words=max_words, temperature=temperature, top_k=top_k,
                            top_p=top_p, seed=None if seed is None else seed + i)

@@ -27,8 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_output_folder,
-                                       package_versions, read_manifest, sha256_file, write_manifest)
+from pocketlm.runtime.artifact import (PocketLMError, _umask_mode, atomic_folder,
+                                       check_output_folder, package_versions, read_manifest,
+                                       sha256_file, write_manifest)
 
 from .cells import CELLS
 from .evaluate import batchify, stream_nll_torch
@@ -274,6 +275,7 @@ def save_weights(model: RNNLM, path: Path) -> None:
                for name, t in model.state_dict().items()
                if not (model.config.tied and name == "decoder.weight")}
     save_file(tensors, str(path), metadata={"format": "pt", "producer": "pocketlm"})
+    os.chmod(path, _umask_mode(0o666))  # safetensors creates 0600; match the folder's other files
 
 
 def load_weights(model: RNNLM, path: Path) -> None:

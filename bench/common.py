@@ -1,0 +1,112 @@
+"""Helpers shared by the bench scripts: machine description, JSON-lines output, folder lookup.
+
+Every script prints one JSON object per line; the ``record`` field says what the line holds
+(``machine``, ``config``, a figure group, ...). Nothing here asserts: benchmarks report numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+def emit(record: str, **fields: Any) -> None:
+    """Print one JSON line ``{"record": record, **fields}`` and flush."""
+    print(json.dumps({"record": record, **fields}), flush=True)
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine(torch_device: str | None = None) -> dict[str, Any]:
+    """Platform, CPU count, Python and package versions (and the GPU when one is used)."""
+    info: dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "python": platform.python_version(),
+    }
+    for name in ("pocketlm", "numpy", "onnxruntime", "tokenizers", "torch"):
+        info[name] = _version(name)
+    if "torch" in sys.modules or torch_device:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available() and (torch_device is None or torch_device != "cpu"):
+            info.update(gpu=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
+                        cudnn=torch.backends.cudnn.version())
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100), linear interpolation."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    pos = (len(ordered) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_folders(run: str | None, model: str | None, data: str | None,
+                checkpoint: str | None) -> tuple[Path | None, Path | None, Path | None]:
+    """Resolve (model, data, checkpoint) from ``--run DIR`` (a ``pocketlm run --out DIR``
+    folder) and/or explicit paths; the data folder defaults to the one the model was trained
+    on, the checkpoint to the model's sibling ``checkpoint/``."""
+    m = Path(model) if model else (Path(run) / "model" if run else None)
+    d = Path(data) if data else (Path(run) / "data" if run else None)
+    c = Path(checkpoint) if checkpoint else (Path(run) / "checkpoint" if run else None)
+    if m is not None and (d is None or c is None):
+        manifest = json.loads((m / "manifest.json").read_text())
+        if d is None:
+            d = Path(manifest["training"]["data"]["path"])
+        if c is None and (m.parent / "checkpoint" / "manifest.json").is_file():
+            c = m.parent / "checkpoint"
+    return m, d, c
+
+
+def quick_run(out: Path, max_steps: int = 100) -> tuple[Path, Path, Path]:
+    """Build data/, checkpoint/ and model/ under ``out``: the KJV, preset tiny cut to
+    ``max_steps`` steps on the CPU. Quick and of poor quality: use ``pocketlm run`` for real
+    figures."""
+    import logging
+
+    from pocketlm.export import export
+    from pocketlm.pipeline.ingest import IngestConfig, ingest
+    from pocketlm.pipeline.train import preset, train
+
+    logging.getLogger("pocketlm").setLevel(logging.WARNING)
+    data, ckpt, model = out / "data", out / "checkpoint", out / "model"
+    ingest(IngestConfig(), data)
+    train(preset("tiny", max_steps=max_steps, device="cpu", log_every=0), data, ckpt)
+    export(ckpt, model)
+    return model, data, ckpt
