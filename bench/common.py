@@ -77,6 +77,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def add_folder_arguments(parser: Any) -> None:
+    """The ``--run``, ``--model`` and ``--data`` options every model benchmark takes."""
+    parser.add_argument("--run", help="folder written by `pocketlm run --out DIR`")
+    parser.add_argument("--model", help="model folder (pocketlm export)")
+    parser.add_argument("--data", help="data folder (default: the model's training data)")
+
+
 def run_folders(run: str | None, model: str | None, data: str | None,
                 checkpoint: str | None) -> tuple[Path | None, Path | None, Path | None]:
     """Resolve (model, data, checkpoint) from ``--run DIR`` (a ``pocketlm run --out DIR``

@@ -27,7 +27,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
-from common import emit, machine, median, percentile, quick_run, run_folders  # noqa: E402
+from common import (add_folder_arguments, emit, machine, median, percentile,  # noqa: E402
+                    quick_run, run_folders)
 
 
 def step_latencies(lm, tokens: int, warmup: int = 20) -> list[float]:
@@ -47,9 +48,7 @@ def step_latencies(lm, tokens: int, warmup: int = 20) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", help="folder written by `pocketlm run --out DIR`")
-    parser.add_argument("--model", help="model folder (pocketlm export)")
-    parser.add_argument("--data", help="data folder (default: the model's training data)")
+    add_folder_arguments(parser)
     parser.add_argument("--tokens", type=int, default=500, help="timed tokens per round")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of fp32, int8")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")

@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from common import emit, machine, median, quick_run, run_folders  # noqa: E402
+from common import add_folder_arguments, emit, machine, median, quick_run, run_folders  # noqa: E402
 
 
 def test_sentences(data_dir: Path) -> tuple[list[str], bool]:
@@ -96,9 +96,7 @@ class TorchScorer:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", help="folder written by `pocketlm run --out DIR`")
-    parser.add_argument("--model", help="model folder (pocketlm export)")
-    parser.add_argument("--data", help="data folder (default: the model's training data)")
+    add_folder_arguments(parser)
     parser.add_argument("--checkpoint", help="checkpoint folder (default: MODEL/../checkpoint)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds over all variants")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N sentences")

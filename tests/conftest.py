@@ -33,6 +33,20 @@ TOY_TRAIN = dict(cell="lstm", layers=1, embedding_size=24, hidden_size=24, dropo
 KJV_STEPS = 150
 
 
+#: Prefix of subprocess scripts that must run without the training stack: importing torch,
+#: datasets, safetensors or onnx fails, and every attempt is recorded in ``attempts``.
+BLOCK_TRAINING_STACK = """
+import json, sys
+attempts = []
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "datasets", "safetensors", "onnx"):
+            attempts.append(name)
+            raise ImportError("blocked by the test: " + name)
+sys.meta_path.insert(0, Block())  # torch & co. cannot be imported, and every try is recorded
+"""
+
+
 def toy_lines(n: int = 600, seed: int = 0) -> list[str]:
     """Sentences of a tiny grammar: subject verb object ending."""
     rng = random.Random(seed)

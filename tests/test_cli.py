@@ -18,6 +18,8 @@ from click.testing import CliRunner, Result
 from pocketlm.pipeline.cli import cli
 from pocketlm.runtime import LanguageModel
 
+from .conftest import BLOCK_TRAINING_STACK
+
 COMMANDS = ("ingest", "train", "export", "evaluate", "score", "rank", "generate", "run")
 TINY = ["--preset", "tiny", "--layers", "1", "--hidden-size", "16", "--embedding-size", "16",
         "--epochs", "1", "--batch-size", "8", "--bptt", "10", "--device", "cpu"]
@@ -369,16 +371,9 @@ def test_evaluate_vocabulary_mismatch(toy_model: Path, tmp_path: Path, toy_corpu
 
 # -- no torch for the runtime commands ----------------------------------------------------------
 
-_NO_TORCH_CLI = """
-import json, sys
-attempts = []
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "datasets", "safetensors", "onnx"):
-            attempts.append(name)
-            raise ImportError("blocked by the test: " + name)
-sys.meta_path.insert(0, Block())  # torch & co. cannot be imported, and every try is recorded
+_NO_TORCH_CLI = BLOCK_TRAINING_STACK + """
 from pocketlm.pipeline.cli import main
+
 model = sys.argv[1]
 codes = []
 for argv in (["score", "--model", model, "--json", "the cat sees the ball ."],

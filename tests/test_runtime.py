@@ -16,6 +16,8 @@ import pytest
 from pocketlm.runtime import (EOS_ID, UNK_ID, ArtifactError, LanguageModel, PocketLMError,
                               SentenceScore, detokenize)
 
+from .conftest import BLOCK_TRAINING_STACK
+
 
 def _grammar() -> tuple[list[str], list[str], list[str]]:
     """The toy grammar's word lists, read from conftest.py (the single source of the corpus)."""
@@ -344,15 +346,7 @@ def test_data_folder_is_not_a_model(toy_data: Path) -> None:
 
 # -- no training stack --------------------------------------------------------------------------
 
-_NO_TORCH = """
-import json, sys
-attempts = []
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "datasets", "safetensors", "onnx"):
-            attempts.append(name)
-            raise ImportError("blocked by the test: " + name)
-sys.meta_path.insert(0, Block())  # torch & co. cannot be imported, and every try is recorded
+_NO_TORCH = BLOCK_TRAINING_STACK + """
 import pocketlm.runtime
 from pocketlm.runtime import LanguageModel
 lm = LanguageModel(sys.argv[1])
@@ -386,6 +380,7 @@ def test_runtime_without_torch(toy_model: Path, lm: LanguageModel) -> None:
 _MODULES_AFTER = """
 import json, sys
 from pocketlm.runtime import LanguageModel
+
 lm = LanguageModel(sys.argv[1])
 lm.score_batch(["the cat", "a bird"])
 lm.generate(max_words=5, seed=1)
