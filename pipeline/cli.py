@@ -365,7 +365,8 @@ def run(out: Path, overwrite: bool, **kw: Any) -> None:
     click.echo(f"model:       {out / 'model'}")
     click.echo(f"valid perplexity: {_fmt(ckpt['metrics']['valid_ppl'])} (test "
                f"{_fmt(ckpt['metrics']['test_ppl'])})")
-    for s in lm.analyze(["and god said , let there be light", "light be there let , said god and"]):
+    examples = ["and god said, let there be light", "light be there let, said god and"]
+    for s in lm.analyze(examples):
         click.echo(f"score {s.logprob:9.3f}  {s.sentence}")
     click.echo(f"generated: {lm.generate('and the lord said', max_words=20, seed=0)}")
 
