@@ -6,6 +6,7 @@ Every script prints one JSON object per line; the ``record`` field says what the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -53,12 +54,10 @@ def machine(torch_device: str | None = None) -> dict[str, Any]:
 
 
 def _cpu_model() -> str:
-    try:
+    with contextlib.suppress(OSError):  # no /proc (macOS, Windows): fall back to platform
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor()
 
 

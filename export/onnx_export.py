@@ -33,7 +33,8 @@ from torch import nn
 from pocketlm.pipeline.model import RNNLM
 from pocketlm.pipeline.train import TOKENIZER, load_checkpoint
 from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder,
-                                       check_output_folder, package_versions, write_manifest)
+                                       check_output_folder, package_versions, sha256_file,
+                                       write_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,8 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                         "test_ppl": ckpt["metrics"].get("test_ppl")},
             "training": {"config": ckpt["config"], "data": ckpt["data"],
                          "environment": ckpt.get("environment"),
-                         "checkpoint_manifest_sha256": _sha(Path(checkpoint_dir))},
+                         "checkpoint_manifest_sha256": sha256_file(
+                             Path(checkpoint_dir) / "manifest.json")},
             "export": {**asdict(config), "exporter": "torch.onnx (TorchScript)",
                        "check_shapes": [list(s) for s in CHECK_SHAPES],
                        "max_abs_diff": checks, "bytes": sizes, "int8_note": int8_note},
@@ -236,12 +238,6 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
         (tmp / "README.md").write_text(_model_card(body), encoding="utf-8")
         manifest = write_manifest(tmp, "model", body, files + ["README.md"])
     return manifest
-
-
-def _sha(folder: Path) -> str:
-    from pocketlm.runtime.artifact import sha256_file
-
-    return sha256_file(folder / "manifest.json")
 
 
 def _model_card(body: dict[str, Any]) -> str:

@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pocketlm.runtime.artifact import (PocketLMError, _umask_mode, atomic_folder,
-                                       check_output_folder, package_versions, read_manifest,
-                                       sha256_file, write_manifest)
+from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_output_folder,
+                                       package_versions, read_manifest, sha256_file,
+                                       umask_mode, write_manifest)
 
 from .cells import CELLS
 from .evaluate import batchify, stream_nll_torch
@@ -176,7 +176,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
             model.train()
             state = model.init_state(config.batch_size, device)
             loss_sum = torch.zeros((), device=device)
-            tokens = 0
+            tokens = epoch_steps = 0
             t0 = time.perf_counter()
             for i in windows:
                 x = rows[:, i:i + config.bptt]                                 # (B, T)
@@ -194,6 +194,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 optimizer.step()
                 loss_sum += loss.detach()
                 tokens += y.numel()
+                epoch_steps += 1
                 step += 1
                 if config.log_every and step % config.log_every == 0:
                     log.info("epoch %d step %d: train loss %.3f, %.0f tokens/s", epoch, step,
@@ -204,10 +205,9 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 torch.cuda.synchronize(device)
             seconds = time.perf_counter() - t0
             train_seconds += seconds
-            n_windows = max(1, min(len(windows), step - sum(h["steps"] for h in history)))
-            train_loss = float(loss_sum) / n_windows
+            train_loss = float(loss_sum) / max(1, epoch_steps)
             record: dict[str, Any] = {
-                "epoch": epoch, "steps": n_windows, "train_loss": train_loss,
+                "epoch": epoch, "steps": epoch_steps, "train_loss": train_loss,
                 "train_ppl": math.exp(min(train_loss, 50)),
                 "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
                 "tokens_per_s": round(tokens / seconds, 1),
@@ -275,7 +275,7 @@ def save_weights(model: RNNLM, path: Path) -> None:
                for name, t in model.state_dict().items()
                if not (model.config.tied and name == "decoder.weight")}
     save_file(tensors, str(path), metadata={"format": "pt", "producer": "pocketlm"})
-    os.chmod(path, _umask_mode(0o666))  # safetensors creates 0600; match the folder's other files
+    os.chmod(path, umask_mode(0o666))  # safetensors creates 0600; match the folder's other files
 
 
 def load_weights(model: RNNLM, path: Path) -> None:
@@ -283,14 +283,16 @@ def load_weights(model: RNNLM, path: Path) -> None:
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    # tied: either name of the shared matrix may be absent (safetensors' own save_model, and
-    # pocketlm before save_weights, kept decoder.weight), but not both
-    shared = {"decoder.weight", "embedding.weight"} if model.config.tied else set()
-    missing = sorted(set(missing) - shared if len(set(missing) & shared) < 2 else set(missing))
-    if missing or unexpected:
-        raise PocketLMError(f"{path}: weights do not match the model (missing {missing}, "
-                            f"unexpected {sorted(unexpected)})")
+    result = model.load_state_dict(tensors, strict=False)
+    missing = set(result.missing_keys)
+    # A tied matrix is stored under one of its two names (safetensors' save_model keeps
+    # decoder.weight, save_weights embedding.weight): one may be absent, not both.
+    shared = {"decoder.weight", "embedding.weight"}
+    if model.config.tied and len(missing & shared) == 1:
+        missing -= shared
+    if missing or result.unexpected_keys:
+        raise PocketLMError(f"{path}: weights do not match the model (missing "
+                            f"{sorted(missing)}, unexpected {sorted(result.unexpected_keys)})")
 
 
 def load_checkpoint(checkpoint_dir: str | os.PathLike[str],

@@ -55,7 +55,8 @@ def file_entry(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {"bytes": os.path.getsize(path), "sha256": sha256_file(path)}
 
 
-def _umask_mode(mode: int) -> int:
+def umask_mode(mode: int) -> int:
+    """``mode`` with the process umask applied, as a newly created file would get it."""
     umask = os.umask(0)
     os.umask(umask)
     return mode & ~umask
@@ -66,7 +67,7 @@ def write_json_atomic(path: str | os.PathLike[str], payload: Mapping[str, Any]) 
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, _umask_mode(0o666))
+        os.chmod(tmp, umask_mode(0o666))
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(payload, fh, indent=2, sort_keys=False)
             fh.write("\n")
@@ -170,7 +171,7 @@ def atomic_folder(out: str | os.PathLike[str], overwrite: bool = False) -> Itera
     out = check_output_folder(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    os.chmod(tmp, _umask_mode(0o777))
+    os.chmod(tmp, umask_mode(0o777))
     try:
         yield tmp
     except BaseException:

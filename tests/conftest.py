@@ -47,11 +47,27 @@ sys.meta_path.insert(0, Block())  # torch & co. cannot be imported, and every tr
 """
 
 
+def flip_byte(path: Path, offset: int | None = None, mask: int = 0xFF) -> None:
+    """Corrupt a file in place, keeping its size: XOR one byte (the middle one by default)."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 if offset is None else offset] ^= mask
+    path.write_bytes(bytes(data))
+
+
 def toy_lines(n: int = 600, seed: int = 0) -> list[str]:
     """Sentences of a tiny grammar: subject verb object ending."""
     rng = random.Random(seed)
     return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"
             f"{rng.choice(ENDINGS)}" for _ in range(n)]
+
+
+def _export_beside(checkpoint: Path) -> Path:
+    """Export a checkpoint folder into a ``model`` folder next to it."""
+    from pocketlm.export import export
+
+    out = checkpoint.parent / "model"
+    export(checkpoint, out)
+    return out
 
 
 @pytest.fixture(scope="session")
@@ -81,11 +97,7 @@ def toy_checkpoint(toy_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def toy_model(toy_checkpoint: Path) -> Path:
-    from pocketlm.export import export
-
-    out = toy_checkpoint.parent / "model"
-    export(toy_checkpoint, out)
-    return out
+    return _export_beside(toy_checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -108,8 +120,4 @@ def kjv_checkpoint(kjv_data: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def kjv_model(kjv_checkpoint: Path) -> Path:
-    from pocketlm.export import export
-
-    out = kjv_checkpoint.parent / "model"
-    export(kjv_checkpoint, out)
-    return out
+    return _export_beside(kjv_checkpoint)

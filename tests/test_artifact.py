@@ -14,6 +14,8 @@ from pocketlm.runtime.artifact import (EOS_ID, EOS_TOKEN, FORMAT_VERSION, MANIFE
                                        check_output_folder, read_manifest, sha256_file,
                                        write_manifest)
 
+from .conftest import flip_byte
+
 
 def _artifact(folder: Path, kind: str = "data") -> dict:
     """A small valid artifact folder with two listed files."""
@@ -22,12 +24,6 @@ def _artifact(folder: Path, kind: str = "data") -> dict:
     (folder / "b.json").write_text('{"x": 1}\n', encoding="utf-8")
     return write_manifest(folder, kind, {"vocab_size": 7, "nested": {"k": [1, 2]}},
                           ["a.bin", "b.json"])
-
-
-def _flip_byte(path: Path, offset: int = 10) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def _siblings(folder: Path) -> list[str]:
@@ -177,7 +173,7 @@ def test_corrupted_file_same_size(tmp_path: Path) -> None:
     folder = tmp_path / "data"
     _artifact(folder)
     size = (folder / "a.bin").stat().st_size
-    _flip_byte(folder / "a.bin", 500)
+    flip_byte(folder / "a.bin", 500)
     assert (folder / "a.bin").stat().st_size == size
     with pytest.raises(ArtifactError) as excinfo:
         read_manifest(folder, "data")

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 from pocketlm.pipeline.cli import cli
 from pocketlm.runtime import LanguageModel
 
-from .conftest import BLOCK_TRAINING_STACK
+from .conftest import BLOCK_TRAINING_STACK, flip_byte
 
 COMMANDS = ("ingest", "train", "export", "evaluate", "score", "rank", "generate", "run")
 TINY = ["--preset", "tiny", "--layers", "1", "--hidden-size", "16", "--embedding-size", "16",
@@ -327,10 +327,7 @@ def test_model_corrupted_file(toy_model: Path, toy_data: Path, tmp_path: Path) -
     runtime commands and for evaluate."""
     folder = tmp_path / "model"
     shutil.copytree(toy_model, folder)
-    graph = folder / "step.onnx"
-    data = bytearray(graph.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    graph.write_bytes(bytes(data))
+    flip_byte(folder / "step.onnx")
     result = invoke("score", "--model", str(folder), "the cat")
     assert_one_line_error(result, "step.onnx", "corrupted")
     result = invoke("evaluate", "--model", str(folder), "--data", str(toy_data),

@@ -18,6 +18,8 @@ from pocketlm.pipeline.train import TrainConfig, load_checkpoint, train
 from pocketlm.runtime import EOS_ID, ArtifactError, LanguageModel, PocketLMError
 from pocketlm.runtime.artifact import read_manifest, sha256_file
 
+from .conftest import flip_byte
+
 #: (batch, length) shapes checked here: unlike export's (2, 5) example graph inputs.
 SHAPES = ((1, 1), (3, 7), (5, 35), (2, 100))
 CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
@@ -241,9 +243,7 @@ def test_corrupted_checkpoint_is_refused(toy_checkpoint: Path, tmp_path: Path) -
     checkpoint = tmp_path / "checkpoint"
     shutil.copytree(toy_checkpoint, checkpoint)
     weights = checkpoint / "model.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    weights.write_bytes(bytes(data))
+    flip_byte(weights, mask=0x01)
     out = tmp_path / "model"
     with pytest.raises(ArtifactError) as excinfo:
         export(checkpoint, out)

@@ -16,7 +16,7 @@ import pytest
 from pocketlm.runtime import (EOS_ID, UNK_ID, ArtifactError, LanguageModel, PocketLMError,
                               SentenceScore, detokenize)
 
-from .conftest import BLOCK_TRAINING_STACK
+from .conftest import BLOCK_TRAINING_STACK, flip_byte
 
 
 def _grammar() -> tuple[list[str], list[str], list[str]]:
@@ -61,12 +61,6 @@ def _broken_copy(toy_model: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "model"
     shutil.copytree(toy_model, folder)
     return folder
-
-
-def _flip(path: Path, offset: int) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -330,7 +324,7 @@ def test_corrupted_tokenizer(toy_model: Path, tmp_path: Path) -> None:
     """A damaged tokenizer.json is refused with a one-line ArtifactError (by hash, or with
     verify=False because it is not valid JSON)."""
     folder = _broken_copy(toy_model, tmp_path)
-    _flip(folder / "tokenizer.json", 0)
+    flip_byte(folder / "tokenizer.json", 0)
     for verify in (True, False):
         with pytest.raises(ArtifactError) as excinfo:
             LanguageModel(folder, verify=verify)
