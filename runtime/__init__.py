@@ -7,10 +7,12 @@
 """
 
 from .artifact import (EOS_ID, EOS_TOKEN, FORMAT_VERSION, UNK_ID, UNK_TOKEN, ArtifactError,
-                       PocketLMError, read_manifest)
-from .model import LanguageModel, SentenceScore, WordScore, detokenize
+                       InputError, PocketLMError, read_manifest)
+from .model import (Generation, GenerationStream, LanguageModel, Rescored, SentenceScore, State,
+                    WordScore, detokenize)
 
 __all__ = [
-    "ArtifactError", "EOS_ID", "EOS_TOKEN", "FORMAT_VERSION", "LanguageModel", "PocketLMError",
-    "SentenceScore", "UNK_ID", "UNK_TOKEN", "WordScore", "detokenize", "read_manifest",
+    "ArtifactError", "EOS_ID", "EOS_TOKEN", "FORMAT_VERSION", "Generation", "GenerationStream",
+    "InputError", "LanguageModel", "PocketLMError", "Rescored", "SentenceScore", "State",
+    "UNK_ID", "UNK_TOKEN", "WordScore", "detokenize", "read_manifest",
 ]

@@ -37,6 +37,11 @@ class PocketLMError(Exception):
     """Base class of the errors pocketlm raises for bad input; the message names the fix."""
 
 
+class InputError(PocketLMError, ValueError):
+    """A bad argument to the runtime (a token id outside the vocabulary, a state of the wrong
+    shape, an out-of-range setting). Also a :class:`ValueError`, so ``except ValueError`` works."""
+
+
 class ArtifactError(PocketLMError):
     """An artifact folder is missing, incomplete, corrupted or of the wrong kind."""
 
