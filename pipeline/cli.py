@@ -1,68 +1,28 @@
-"""The ``pocketlm`` command line: one click group, one command per stage.
+"""The stage commands of the ``pocketlm`` command line: ingest, train, export, evaluate, run.
 
-Every command imports its stage inside the command, so ``pocketlm score|rank|generate`` need only
-the runtime (onnxruntime, numpy, tokenizers) and never import torch. User mistakes surface as
-one-line click errors; the stage functions raise :class:`PocketLMError` with the fix in it.
+They need the ``[train]`` extra. The console script and the runtime commands (score, rank,
+rescore, generate, perplexity, info) live in :mod:`pocketlm.runtime.cli`, which loads this module
+only when a stage command is named. Every command imports its stage inside the command; the stage
+functions raise :class:`PocketLMError` with the fix in it, which the group turns into one line.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from pocketlm.runtime.artifact import PocketLMError
+from pocketlm.runtime.cli import json_option as _json_option
+from pocketlm.runtime.cli import load_model as _load
+from pocketlm.runtime.cli import overwrite_option as _overwrite_option
+from pocketlm.runtime.cli import precision_option as _precision_option
+from pocketlm.runtime.cli import threads_option as _threads_option
 
-
-class _Group(click.Group):
-    """Turns pocketlm's input errors into click errors: one line, no traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except PocketLMError as exc:
-            raise click.ClickException(str(exc)) from exc
-
-
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("pocketlm")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-q", "--quiet", "verbosity", flag_value=-1, help="Only warnings and errors.")
-@click.option("-v", "--verbose", "verbosity", flag_value=1, help="Debug logging.")
-@click.version_option(package_name="pocketlm")
-def cli(verbosity: int | None) -> None:
-    """pocketlm: corpus → word-level RNN language model → ONNX on the edge.
-
-    Stages: ingest → train → export, each writing one folder with a manifest.json;
-    then score, rank, generate and evaluate with the exported model.
-    `pocketlm run` does everything on the embedded King James Bible.
-    """
-    _setup_logging(verbosity or 0)
-
-
-_model_option = click.option("--model", "model_dir", required=True,
-                             type=click.Path(path_type=Path),
-                             help="Model folder written by `pocketlm export`.")
-_precision_option = click.option("--precision", type=click.Choice(["fp32", "int8"]),
-                                 default="fp32", show_default=True, help="Which graphs to run.")
-_threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
-                               help="onnxruntime intra-op threads (default: onnxruntime's choice).")
-_json_option = click.option("--json", "as_json", is_flag=True,
-                            help="Print JSON (one object per line) for scripts.")
-_overwrite_option = click.option("--overwrite", is_flag=True,
-                                 help="Replace the output folder if it exists.")
+#: The stage commands; `pocketlm.runtime.cli.cli` serves them (with its logging options).
+cli = click.Group("stages")
 
 
 def _ingest_options(f: Any) -> Any:
@@ -242,94 +202,6 @@ def evaluate(model_dir: Path | None, data_dir: Path, split: str, backend: str,
                    f"{result['precision']}, {result['tokens']:,} predicted tokens)")
 
 
-def _load(model_dir: Path, precision: str = "fp32", threads: int | None = None) -> Any:
-    from pocketlm.runtime import LanguageModel
-
-    return LanguageModel(model_dir, precision=precision, threads=threads)
-
-
-def _sentences(args: tuple[str, ...]) -> list[str]:
-    if args:
-        return list(args)
-    if sys.stdin.isatty():
-        raise click.UsageError("give sentences as arguments or one per line on stdin")
-    lines = [line.rstrip("\r\n") for line in sys.stdin]
-    if not lines:
-        raise click.UsageError("no sentences: stdin was empty")
-    return lines
-
-
-@cli.command()
-@_model_option
-@click.argument("sentences", nargs=-1)
-@_precision_option
-@_threads_option
-@_json_option
-def score(model_dir: Path, sentences: tuple[str, ...], precision: str, threads: int | None,
-          as_json: bool) -> None:
-    """Log-probability (nats) and perplexity of each SENTENCE (or stdin lines).
-
-    The empty sentence is scored too: ln P(<eos> | <eos>).
-    """
-    lm = _load(model_dir, precision, threads)
-    for s in lm.analyze(_sentences(sentences)):
-        if as_json:
-            click.echo(json.dumps({"sentence": s.sentence, "logprob": s.logprob,
-                                   "tokens": s.tokens, "oov": s.oov,
-                                   "perplexity": s.perplexity}))
-        else:
-            click.echo(f"{s.logprob:10.4f}\tppl {s.perplexity:9.2f}\toov {s.oov}\t{s.sentence}")
-
-
-@cli.command()
-@_model_option
-@click.argument("candidates", nargs=-1)
-@_precision_option
-@_threads_option
-@_json_option
-def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, threads: int | None,
-         as_json: bool) -> None:
-    """Order CANDIDATES (or stdin lines) best first by log-probability."""
-    lm = _load(model_dir, precision, threads)
-    ranked = lm.rank(_sentences(candidates))
-    if as_json:
-        click.echo(json.dumps([{"rank": i + 1, "sentence": s.sentence, "logprob": s.logprob,
-                                "oov": s.oov} for i, s in enumerate(ranked)]))
-        return
-    for i, s in enumerate(ranked, 1):
-        click.echo(f"{i}\t{s.logprob:10.4f}\t{s.sentence}")
-
-
-@cli.command()
-@_model_option
-@click.option("--prompt", default="", help="Text to continue (default: a new sentence).")
-@click.option("--max-words", type=click.IntRange(min=0), default=30, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="0 is greedy.")
-@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Sample among the k likeliest words (0: all).")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
-              show_default=True, help="Nucleus sampling threshold.")
-@click.option("--seed", type=int, default=None, help="Seed for repeatable samples.")
-@click.option("--num", type=click.IntRange(min=1), default=1, show_default=True,
-              help="How many lines to generate.")
-@_precision_option
-@_threads_option
-@_json_option
-def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, top_k: int,
-             top_p: float, seed: int | None, num: int, precision: str, threads: int | None,
-             as_json: bool) -> None:
-    """Generate text word by word until <eos>."""
-    lm = _load(model_dir, precision, threads)
-    for i in range(num):
-        text = lm.generate(prompt, max_words=max_words, temperature=temperature, top_k=top_k,
-                           top_p=top_p, seed=None if seed is None else seed + i)
-        if as_json:
-            click.echo(json.dumps({"prompt": prompt, "generated": text}))
-        else:
-            click.echo(" ".join(p for p in (prompt.strip(), text) if p))
-
-
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/kjv"),
               show_default=True, help="Folder for data/, checkpoint/ and model/.")
@@ -372,8 +244,10 @@ def run(out: Path, overwrite: bool, **kw: Any) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="pocketlm")
+    """Console-script entry point (the runtime's, which serves these commands too)."""
+    from pocketlm.runtime.cli import main as runtime_main
+
+    runtime_main()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""pipeline/cli.py: every command through click's CliRunner on the toy corpus, one-line errors
+"""runtime/cli.py and pipeline/cli.py: every command through click's CliRunner on the toy corpus, one-line errors
 for bad input, and the runtime commands running without torch."""
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pocketlm.pipeline.cli import cli
+from pocketlm.runtime.cli import cli
 from pocketlm.runtime import LanguageModel
 
 from .conftest import BLOCK_TRAINING_STACK, flip_byte
 
-COMMANDS = ("ingest", "train", "export", "evaluate", "score", "rank", "generate", "run")
+COMMANDS = ("ingest", "train", "export", "evaluate", "score", "rank", "rescore", "generate",
+            "perplexity", "info", "run")
 TINY = ["--preset", "tiny", "--layers", "1", "--hidden-size", "16", "--embedding-size", "16",
         "--epochs", "1", "--batch-size", "8", "--bptt", "10", "--device", "cpu"]
 
@@ -202,17 +203,23 @@ def test_rank(toy_model: Path) -> None:
 
 
 def test_generate(toy_model: Path) -> None:
-    """generate --seed is reproducible and matches LanguageModel.generate with seed + i for the
-    i-th line; --json carries prompt and continuation; the prompt is printed before the text."""
+    """generate --seed is reproducible and matches LanguageModel.generate with the same seed and
+    num_samples; --json carries prompt, continuation, words, log-probabilities and why it
+    stopped; the prompt is printed before the text (one sample is streamed word by word)."""
     lm = LanguageModel(toy_model)
     args = ("generate", "--model", str(toy_model), "--seed", "7", "--num", "3")
     first, second = ok(*args).stdout, ok(*args).stdout
     assert first == second
-    assert first.splitlines() == [lm.generate(seed=7 + i) for i in range(3)]
+    assert first.splitlines() == lm.generate(seed=7, num_samples=3)
     rows = [json.loads(line) for line in ok(*args, "--json", "--prompt", "the cat").stdout
             .splitlines()]
-    assert rows == [{"prompt": "the cat", "generated": lm.generate("the cat", seed=7 + i)}
-                    for i in range(3)]
+    samples = lm.samples("the cat", seed=7, num_samples=3)
+    assert [r["generated"] for r in rows] == [g.text for g in samples]
+    assert all(r["prompt"] == "the cat" for r in rows)
+    assert [r["words"] for r in rows] == [list(g.words) for g in samples]
+    assert [r["finish"] for r in rows] == [g.finish for g in samples]
+    single = ok("generate", "--model", str(toy_model), "--seed", "4", "--prompt", "a bird")
+    assert single.stdout == f"a bird {lm.generate('a bird', seed=4)}\n"
     greedy = ok("generate", "--model", str(toy_model), "--temperature", "0", "--prompt",
                 "the dog").stdout.strip()
     assert greedy == f"the dog {lm.generate('the dog', temperature=0)}"
@@ -369,7 +376,7 @@ def test_evaluate_vocabulary_mismatch(toy_model: Path, tmp_path: Path, toy_corpu
 # -- no torch for the runtime commands ----------------------------------------------------------
 
 _NO_TORCH_CLI = BLOCK_TRAINING_STACK + """
-from pocketlm.pipeline.cli import main
+from pocketlm.runtime.cli import main
 
 model = sys.argv[1]
 codes = []

@@ -54,7 +54,9 @@ def _commands(code: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("code", [c for _, c in BASH], ids=[n for n, _ in BASH])
 def test_bash_example_options_exist(code: str) -> None:
-    from pocketlm.pipeline.cli import cli
+    import click
+
+    from pocketlm.runtime.cli import cli
 
     def names(params: list) -> set[str]:
         return {o for p in params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
@@ -65,7 +67,7 @@ def test_bash_example_options_exist(code: str) -> None:
         while words and words[0] in global_options:
             words = words[1:]
         assert words, "a pocketlm line without a command"
-        command = cli.commands.get(words[0])
+        command = cli.get_command(click.Context(cli), words[0])
         assert command is not None, f"no command {words[0]!r}"
         known = names(command.params) | {"-h", "--help"}
         for word in words[1:]:

@@ -1,0 +1,549 @@
+"""The ``pocketlm`` command line: one click group that every install has.
+
+The runtime commands (score, rank, rescore, generate, perplexity, info) live here and import
+nothing but the runtime (onnxruntime, numpy, tokenizers, click). The stage commands (ingest,
+train, export, evaluate, run) live in ``pocketlm.pipeline.cli`` and are loaded only when named;
+without the ``[train]`` extra they say in one line what to install. User mistakes surface as
+one-line click errors; the runtime raises :class:`PocketLMError` with the fix in it.
+
+Commands that read stdin stream it: lines are read, scored and printed in batches, so memory
+stays constant however long the input, with a progress line on stderr when it is a terminal::
+
+    stdin ──▶ batch of N lines ──▶ score graph ──▶ stdout ──▶ next batch ...
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import os
+import stat
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from .artifact import PocketLMError, read_manifest
+
+#: The stage commands, loaded lazily from pocketlm.pipeline.cli: name -> one-line help.
+STAGES = {
+    "ingest": "Read a corpus, build the vocabulary and write token ids per split.",
+    "train": "Train a recurrent LM on an ingest folder.",
+    "export": "Export a checkpoint to ONNX graphs checked against torch.",
+    "evaluate": "Stream perplexity of a data split (state carried across lines).",
+    "run": "All stages into OUT/data, OUT/checkpoint, OUT/model.",
+}
+#: Import names of the ``[train]`` extra the stage commands need.
+TRAIN_MODULES = ("torch", "datasets", "onnx", "safetensors")
+INSTALL_TRAIN = "pip install 'pocketlm[train]'"
+
+
+def missing_train_modules() -> list[str]:
+    """The training-stack packages that cannot be imported here (none in a full install)."""
+    missing = []
+    for name in TRAIN_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a broken install, or an import hook refusing it
+            found = False
+        if not found:
+            missing.append(name)
+    return missing
+
+
+def _needs_train(command: str, missing: Iterable[str]) -> str:
+    return (f"`pocketlm {command}` needs the training extra ({', '.join(missing)} not "
+            f"installed); install it with: {INSTALL_TRAIN}")
+
+
+def _unavailable(name: str, missing: list[str]) -> click.Command:
+    """A stand-in for a stage command whose packages are missing: one line, exit 1."""
+
+    def callback(**_: Any) -> None:
+        raise click.ClickException(_needs_train(name, missing))
+
+    return click.Command(name, callback=callback, help=f"{STAGES[name]} (needs {INSTALL_TRAIN})",
+                         short_help=f"{STAGES[name]} (needs the [train] extra)",
+                         context_settings={"ignore_unknown_options": True,
+                                           "allow_extra_args": True})
+
+
+class PocketLMGroup(click.Group):
+    """Runtime commands registered here, stage commands loaded on demand; pocketlm's input
+    errors (and a missing training package) become one-line click errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *STAGES})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in STAGES:
+            return self.commands.get(cmd_name)
+        missing = missing_train_modules()
+        if missing:
+            return _unavailable(cmd_name, missing)
+        from pocketlm.pipeline.cli import cli as stages
+
+        return stages.commands[cmd_name]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, without loading (or probing for) the stages."""
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
+                 else STAGES[name]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PocketLMError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top not in TRAIN_MODULES:
+                raise
+            command = ctx.invoked_subcommand or "this command"
+            raise click.ClickException(_needs_train(command, [top])) from exc
+
+
+def setup_logging(verbosity: int) -> None:
+    """Log pocketlm's messages to stderr: warnings only (-1), info (0) or debug (1)."""
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("pocketlm")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+@click.group(cls=PocketLMGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-q", "--quiet", "verbosity", flag_value=-1, help="Only warnings and errors.")
+@click.option("-v", "--verbose", "verbosity", flag_value=1, help="Debug logging.")
+@click.version_option(package_name="pocketlm")
+def cli(verbosity: int | None) -> None:
+    """pocketlm: corpus → word-level RNN language model → ONNX on the edge.
+
+    Stages (need the [train] extra): ingest → train → export, each writing one folder with a
+    manifest.json; `pocketlm run` does everything on the embedded King James Bible.
+    Runtime (any install): score, rank, rescore, generate, perplexity and info with an exported
+    model folder.
+    """
+    setup_logging(verbosity or 0)
+
+
+model_option = click.option("--model", "model_dir", required=True,
+                            type=click.Path(path_type=Path),
+                            help="Model folder written by `pocketlm export`.")
+precision_option = click.option("--precision", type=click.Choice(["fp32", "int8"]),
+                                default="fp32", show_default=True, help="Which graphs to run.")
+threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                              help="onnxruntime intra-op threads (default: onnxruntime's "
+                                   "choice).")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON (one object per line) for scripts.")
+overwrite_option = click.option("--overwrite", is_flag=True,
+                                help="Replace the output folder if it exists.")
+_bos_option = click.option("--bos/--no-bos", default=True, show_default=True,
+                           help="Start from the start-of-sentence context (else the first word "
+                                "is context only).")
+_eos_option = click.option("--eos/--no-eos", default=True, show_default=True,
+                           help="Count the final <eos> (else score an open prefix).")
+_batch_option = click.option("--batch-size", type=click.IntRange(min=1), default=256,
+                             show_default=True, help="Lines read and scored at a time.")
+
+
+def load_model(model_dir: Path, precision: str = "fp32", threads: int | None = None) -> Any:
+    """Open a model folder with the runtime."""
+    from .model import LanguageModel
+
+    return LanguageModel(model_dir, precision=precision, threads=threads)
+
+
+class _Progress:
+    """Lines done (and the share of a redirected file read) on stderr, only on a terminal."""
+
+    def __init__(self, stream: IO[str], label: str) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.label, self.lines, self.bytes, self.total, self._shown = label, 0, 0, 0, 0.0
+        if self.enabled:
+            try:
+                info = os.fstat(stream.fileno())
+                self.total = info.st_size if stat.S_ISREG(info.st_mode) else 0
+            except (OSError, ValueError, AttributeError):  # no file descriptor (a test runner)
+                self.total = 0
+
+    def update(self, line: str) -> None:
+        self.lines += 1
+        if not self.enabled:
+            return
+        self.bytes += len(line.encode("utf-8", "surrogatepass"))
+        now = time.monotonic()
+        if now - self._shown >= 0.2:
+            self._shown = now
+            share = f" {min(self.bytes / self.total, 1):6.1%}" if self.total else ""
+            click.echo(f"\r{self.label}: {self.lines:,} lines{share}", err=True, nl=False)
+
+    def close(self) -> None:
+        if self.enabled and self._shown:
+            click.echo(f"\r{self.label}: {self.lines:,} lines done   ", err=True)
+
+
+def _stdin_lines(label: str) -> Iterator[str]:
+    stream = sys.stdin
+    if stream is None or stream.isatty():
+        raise click.UsageError("give sentences as arguments or one per line on stdin")
+    progress = _Progress(stream, label)
+    try:
+        for line in stream:
+            progress.update(line)
+            yield line.rstrip("\r\n")
+    finally:
+        progress.close()
+
+
+def _sentences(args: tuple[str, ...], label: str) -> Iterator[str]:
+    """The arguments, or stdin's lines read lazily (an empty stdin is a usage error)."""
+    if args:
+        yield from args
+        return
+    empty = True
+    for line in _stdin_lines(label):
+        empty = False
+        yield line
+    if empty:
+        raise click.UsageError("no sentences: stdin was empty")
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@cli.command()
+@model_option
+@click.argument("sentences", nargs=-1)
+@_bos_option
+@_eos_option
+@_batch_option
+@precision_option
+@threads_option
+@json_option
+def score(model_dir: Path, sentences: tuple[str, ...], bos: bool, eos: bool, batch_size: int,
+          precision: str, threads: int | None, as_json: bool) -> None:
+    """Log-probability (nats) and perplexity of each SENTENCE (or stdin line, streamed).
+
+    The empty sentence is scored too: ln P(<eos> | <eos>).
+    """
+    lm = load_model(model_dir, precision, threads)
+    for batch in _batches(_sentences(sentences, "score"), batch_size):
+        for s in lm.analyze(batch, bos=bos, eos=eos):
+            if as_json:
+                click.echo(json.dumps({"sentence": s.sentence, "logprob": s.logprob,
+                                       "tokens": s.tokens, "oov": s.oov,
+                                       "perplexity": _finite(s.perplexity)}))
+            else:
+                click.echo(f"{s.logprob:10.4f}\tppl {s.perplexity:9.2f}\toov {s.oov}\t"
+                           f"{s.sentence}")
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@cli.command()
+@model_option
+@click.argument("candidates", nargs=-1)
+@precision_option
+@threads_option
+@json_option
+def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, threads: int | None,
+         as_json: bool) -> None:
+    """Order CANDIDATES (or stdin lines) best first by log-probability."""
+    lm = load_model(model_dir, precision, threads)
+    ranked = lm.rank(list(_sentences(candidates, "rank")))
+    if as_json:
+        click.echo(json.dumps([{"rank": i + 1, "sentence": s.sentence, "logprob": s.logprob,
+                                "oov": s.oov} for i, s in enumerate(ranked)]))
+        return
+    for i, s in enumerate(ranked, 1):
+        click.echo(f"{i}\t{s.logprob:10.4f}\t{s.sentence}")
+
+
+@cli.command()
+@model_option
+@click.argument("sentences", nargs=-1)
+@_batch_option
+@precision_option
+@threads_option
+@json_option
+def perplexity(model_dir: Path, sentences: tuple[str, ...], batch_size: int, precision: str,
+               threads: int | None, as_json: bool) -> None:
+    """Perplexity over SENTENCES (or stdin lines, streamed); blank lines are skipped."""
+    lm = load_model(model_dir, precision, threads)
+    total, tokens, lines = 0.0, 0, 0
+    for batch in _batches((s for s in _sentences(sentences, "perplexity") if s.strip()),
+                          batch_size):
+        for s in lm.analyze(batch):
+            total, tokens, lines = total + s.logprob, tokens + s.tokens, lines + 1
+    if not lines:
+        raise click.UsageError("perplexity needs at least one non-blank line")
+    ppl = math.exp(-total / tokens)
+    if as_json:
+        click.echo(json.dumps({"perplexity": ppl, "logprob": total, "tokens": tokens,
+                               "lines": lines}))
+    else:
+        click.echo(f"perplexity {ppl:.3f} ({lines:,} lines, {tokens:,} predicted tokens)")
+
+
+# -- rescore ------------------------------------------------------------------------------------
+
+def _read_nbest(stream: IO[str], fmt: str, label: str) -> Iterator[tuple[Any, list[str],
+                                                                         list[float]]]:
+    """(id, hypotheses, base scores) per n-best list of a JSON-lines or text stream."""
+    progress = _Progress(stream, label)
+    number = 0
+    try:
+        hyps: list[str] = []
+        base: list[float] = []
+        for number, raw in enumerate(stream, 1):
+            progress.update(raw)
+            line = raw.rstrip("\r\n")
+            if fmt == "auto" and line.strip():
+                fmt = "jsonl" if line.lstrip().startswith("{") else "text"
+            if fmt == "jsonl":
+                if line.strip():
+                    yield _json_nbest(line, number, progress.lines)
+                continue
+            if not line.strip():
+                if hyps:
+                    yield None, hyps, base
+                    hyps, base = [], []
+                continue
+            value, sep, sentence = line.partition("\t")
+            try:
+                number_value = float(value)
+            except ValueError:
+                number_value = float("nan")
+            if not sep or not math.isfinite(number_value):
+                raise click.ClickException(f"line {number}: expected `score<TAB>sentence` "
+                                           f"with a finite score, got {line[:60]!r}")
+            hyps.append(sentence)
+            base.append(number_value)
+        if hyps:
+            yield None, hyps, base
+    finally:
+        progress.close()
+
+
+def _json_nbest(line: str, number: int, count: int) -> tuple[Any, list[str], list[float]]:
+    def bad(why: str) -> click.ClickException:
+        return click.ClickException(f"line {number}: {why}; expected {{\"id\": ..., "
+                                    f"\"hypotheses\": [{{\"text\": ..., \"score\": ...}}, ...]}}")
+
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise bad(f"not JSON ({exc.msg})") from exc
+    if not isinstance(row, dict) or not isinstance(row.get("hypotheses"), list):
+        raise bad("no \"hypotheses\" list")
+    hyps, base = [], []
+    for h in row["hypotheses"]:
+        if isinstance(h, str):
+            text, value = h, 0.0
+        elif isinstance(h, dict) and isinstance(h.get("text"), str):
+            text, value = h["text"], h.get("score", 0.0)
+        else:
+            raise bad("a hypothesis is neither a string nor {\"text\": ..., \"score\": ...}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise bad(f"score {value!r} is not a finite number")
+        hyps.append(text)
+        base.append(float(value))
+    return row.get("id", count), hyps, base
+
+
+@cli.command()
+@model_option
+@click.argument("nbest", type=click.File("r", encoding="utf-8", errors="surrogateescape"),
+                default="-")
+@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "text"]), default="auto",
+              show_default=True,
+              help="jsonl: one list per line, {\"id\": ..., \"hypotheses\": [{\"text\": ..., "
+                   "\"score\": ...}]}; text: `score<TAB>sentence` lines, lists separated by a "
+                   "blank line.")
+@click.option("--weight", type=float, default=1.0, show_default=True,
+              help="LM weight: score = base + weight * LM log-prob + penalty * words.")
+@click.option("--word-penalty", type=float, default=0.0, show_default=True,
+              help="Added once per word (positive favours longer hypotheses).")
+@click.option("--top", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Print only the best N of each list (0: all).")
+@_bos_option
+@_eos_option
+@_batch_option
+@precision_option
+@threads_option
+@json_option
+def rescore(model_dir: Path, nbest: IO[str], fmt: str, weight: float, word_penalty: float,
+            top: int, bos: bool, eos: bool, batch_size: int, precision: str,
+            threads: int | None, as_json: bool) -> None:
+    """Re-rank n-best lists from NBEST (default stdin) with the language model.
+
+    Each list comes out best first by base score + weight x LM log-probability (nats) +
+    word-penalty x words. Lists are read, scored and printed in batches (constant memory).
+    Output: with --json one line per list, {"id", "hypotheses": [{"text", "score",
+    "base_score", "lm_logprob", "words", "oov", "index"}]}; else `score<TAB>base<TAB>lm<TAB>
+    sentence` lines, a blank line after each list.
+    """
+    for name, value in (("--weight", weight), ("--word-penalty", word_penalty)):
+        if not math.isfinite(value):
+            raise click.BadParameter(f"must be a finite number, got {value}", param_hint=name)
+    if nbest is sys.stdin and (sys.stdin is None or sys.stdin.isatty()):
+        raise click.UsageError("give an n-best file or pipe one on stdin")
+    lm = load_model(model_dir, precision, threads)
+    pending: list[tuple[Any, list[str], list[float]]] = []
+    size = 0
+
+    def flush() -> None:
+        results = lm.rescore_batch([p[1] for p in pending], [p[2] for p in pending],
+                                   weight=weight, word_penalty=word_penalty, bos=bos, eos=eos,
+                                   batch_size=64)
+        for (ident, _, _), ranked in zip(pending, results):
+            ranked = ranked[:top] if top else ranked
+            if as_json:
+                click.echo(json.dumps({"id": ident, "hypotheses": [
+                    {"text": r.sentence, "score": r.score, "base_score": r.base_score,
+                     "lm_logprob": r.lm_logprob, "words": r.words, "oov": r.oov,
+                     "index": r.index} for r in ranked]}))
+            else:
+                for r in ranked:
+                    click.echo(f"{r.score:.4f}\t{r.base_score:.4f}\t{r.lm_logprob:.4f}\t"
+                               f"{r.sentence}")
+                click.echo("")
+        pending.clear()
+
+    for item in _read_nbest(nbest, fmt, "rescore"):
+        pending.append(item)
+        size += len(item[1])
+        if size >= batch_size:
+            flush()
+            size = 0
+    if pending:
+        flush()
+
+
+# -- generate -----------------------------------------------------------------------------------
+
+@cli.command()
+@model_option
+@click.option("--prompt", default="", help="Text to continue (default: a new sentence).")
+@click.option("--max-words", type=click.IntRange(min=0), default=30, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="0 is greedy.")
+@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Sample among the k likeliest words (0: all).")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
+              show_default=True, help="Nucleus sampling threshold.")
+@click.option("--seed", type=int, default=None, help="Seed for repeatable samples.")
+@click.option("--num", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many samples, generated together in one batch.")
+@click.option("--stop", multiple=True, help="A word that ends a sample (kept); repeatable.")
+@precision_option
+@threads_option
+@json_option
+def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, top_k: int,
+             top_p: float, seed: int | None, num: int, stop: tuple[str, ...], precision: str,
+             threads: int | None, as_json: bool) -> None:
+    """Generate text word by word until <eos> (one sample is printed as it is produced)."""
+    from .model import detokenize
+
+    lm = load_model(model_dir, precision, threads)
+    settings = dict(max_words=max_words, temperature=temperature, top_k=top_k, top_p=top_p,
+                    seed=seed, stop=stop)
+    head = prompt.strip()
+    if num == 1 and not as_json:
+        words: list[str] = []
+        printed = ""
+        click.echo(head, nl=False)
+        for word in lm.stream(prompt, **settings):        # print each word as it comes
+            words.append(word)
+            text = detokenize(words)
+            piece = text[len(printed):]
+            click.echo(" " + piece if head and not printed else piece, nl=False)
+            printed = text
+        click.echo("")
+        return
+    for g in lm.samples(prompt, num_samples=num, **settings):
+        if as_json:
+            click.echo(json.dumps({"prompt": prompt, "generated": g.text, "words": g.words,
+                                   "logprobs": g.logprobs, "finish": g.finish}))
+        else:
+            click.echo(" ".join(p for p in (head, g.text) if p))
+
+
+@cli.command()
+@model_option
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Check every file's SHA-256 against the manifest.")
+@json_option
+def info(model_dir: Path, verify: bool, as_json: bool) -> None:
+    """Summary of a model folder's manifest: model, vocabulary, graphs, state, metrics."""
+    m = read_manifest(model_dir, "model", verify=verify)
+    model, export = m.get("model", {}), m.get("export", {})
+    sizes = export.get("bytes", {})
+    summary = {
+        "path": str(model_dir), "format_version": m.get("format_version"),
+        "model": model, "vocab_size": m.get("vocab_size"),
+        "special_tokens": m.get("special_tokens"),
+        "precisions": sorted(m["graphs"]["score"]["files"]),
+        "graphs": {name: {"inputs": g["inputs"], "outputs": g["outputs"],
+                          "files": {p: {"file": f, "bytes": sizes.get(f)}
+                                    for p, f in g["files"].items()}}
+                   for name, g in m["graphs"].items()},
+        "state": m.get("state"), "scoring": m.get("scoring"), "metrics": m.get("metrics"),
+        "versions": m.get("versions"),
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    cell = ", ".join(f"{k} {v}" for k, v in model.items() if k != "vocab_size")
+    lines = [f"model folder   {model_dir} (format {summary['format_version']})",
+             f"network        {cell}",
+             f"vocabulary     {summary['vocab_size']:,} words; <unk> = "
+             f"{m['special_tokens']['unk']['id']}, <eos> = {m['special_tokens']['eos']['id']}",
+             f"precisions     {', '.join(summary['precisions'])}"]
+    for name, g in summary["graphs"].items():
+        files = ", ".join(f"{v['file']} ({v['bytes']:,} bytes)" if v["bytes"] else v["file"]
+                          for v in g["files"].values())
+        lines.append(f"{name + ' graph':<14} {' + '.join(g['inputs'])} -> "
+                     f"{' + '.join(g['outputs'])}: {files}")
+    state = ", ".join(f"{s['input']} {s['shape']}" for s in summary["state"] or [])
+    lines.append(f"state          {state}")
+    metrics = summary["metrics"] or {}
+    lines.append("perplexity     " + ", ".join(
+        f"{k} {v:.2f}" if isinstance(v, (int, float)) else f"{k} n/a"
+        for k, v in metrics.items()))
+    versions = summary["versions"] or {}
+    lines.append("exported with  " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    for line in lines:
+        click.echo(line)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="pocketlm")
+
+
+if __name__ == "__main__":
+    main()
