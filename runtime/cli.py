@@ -409,7 +409,7 @@ def rescore(model_dir: Path, nbest: IO[str], fmt: str, weight: float, word_penal
     for name, value in (("--weight", weight), ("--word-penalty", word_penalty)):
         if not math.isfinite(value):
             raise click.BadParameter(f"must be a finite number, got {value}", param_hint=name)
-    if nbest is sys.stdin and (sys.stdin is None or sys.stdin.isatty()):
+    if nbest.isatty():
         raise click.UsageError("give an n-best file or pipe one on stdin")
     lm = load_model(model_dir, precision, threads)
     pending: list[tuple[Any, list[str], list[float]]] = []

@@ -1,0 +1,102 @@
+"""A runtime-only install, as a device would have it: pocketlm without extras in a fresh virtual
+environment (no torch, datasets or onnx), running the console script on a model folder that this
+test session exported.
+
+Marked ``venv``: it needs pip to reach PyPI (or wheels in pip's cache) for numpy, onnxruntime,
+tokenizers, click and the build backend, and takes about a minute. Skip it with
+``-m 'not venv'``; it skips itself when pip cannot reach an index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+#: What a source install of pocketlm needs (the rest of the repository is not copied).
+SOURCES = ("pyproject.toml", "README.md", "runtime", "pipeline", "export")
+NETWORK_ERRORS = ("No matching distribution", "Could not find a version", "NewConnectionError",
+                  "Temporary failure in name resolution", "Network is unreachable",
+                  "ConnectTimeout", "ProxyError")
+
+pytestmark = pytest.mark.venv
+
+
+def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return subprocess.run(args, capture_output=True, text=True, env=env, **kwargs)  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="module")
+def fresh_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bin/ of a plain virtual environment with ``pip install pocketlm`` (no extras) done."""
+    root = tmp_path_factory.mktemp("fresh")
+    source = root / "src"
+    for name in SOURCES:
+        item = REPO / name
+        if item.is_dir():
+            shutil.copytree(item, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            source.mkdir(exist_ok=True)
+            shutil.copy2(item, source / name)
+    env_dir = root / "venv"
+    venv.EnvBuilder(with_pip=True, clear=True, system_site_packages=False).create(env_dir)
+    bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
+    proc = _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(source)],
+                timeout=900)
+    if proc.returncode != 0:
+        if any(e in proc.stderr for e in NETWORK_ERRORS):
+            pytest.skip(f"pip cannot reach a package index: {proc.stderr.strip()[-200:]}")
+        pytest.fail(f"pip install failed:\n{proc.stderr[-3000:]}")
+    return bin_dir
+
+
+def test_runtime_only_install(fresh_bin: Path, toy_model: Path) -> None:
+    """In the fresh environment torch, datasets and onnx are absent; `pocketlm score`,
+    `rescore`, `generate` and `info` work on the exported toy model and agree with this
+    process's runtime; `pocketlm train` says in one line what to install."""
+    from pocketlm.runtime import LanguageModel
+
+    python, pocketlm = str(fresh_bin / "python"), str(fresh_bin / "pocketlm")
+    probe = _run([python, "-c", "import importlib.util as u, json; print(json.dumps("
+                  "[m for m in ('torch', 'datasets', 'onnx', 'safetensors', 'onnxruntime', "
+                  "'tokenizers', 'numpy', 'click') if u.find_spec(m)]))"], timeout=60)
+    assert json.loads(probe.stdout) == ["onnxruntime", "tokenizers", "numpy", "click"]
+
+    lm = LanguageModel(toy_model)
+    score = _run([pocketlm, "score", "--model", str(toy_model), "--json",
+                  "the cat sees the ball ."], timeout=120)
+    assert score.returncode == 0, score.stderr
+    assert json.loads(score.stdout)["logprob"] == pytest.approx(
+        lm.score("the cat sees the ball ."), abs=1e-4)
+
+    nbest = "-10\tthe cat sees the ball .\n-9.5\tthe cat sea the ball .\n"
+    rescore = _run([pocketlm, "rescore", "--model", str(toy_model)], input=nbest, timeout=120)
+    assert rescore.returncode == 0, rescore.stderr
+    assert rescore.stdout.splitlines()[0].endswith("\tthe cat sees the ball .")
+
+    generate = _run([pocketlm, "generate", "--model", str(toy_model), "--seed", "3",
+                     "--num", "2", "--json"], timeout=120)
+    assert generate.returncode == 0, generate.stderr
+    assert [json.loads(line)["generated"] for line in generate.stdout.splitlines()] == \
+        lm.generate(seed=3, num_samples=2)
+
+    info = _run([pocketlm, "info", "--model", str(toy_model)], timeout=120)
+    assert info.returncode == 0 and "score.onnx" in info.stdout, info.stderr
+
+    train = _run([pocketlm, "train", "--data", "d", "--out", "o"], timeout=120)
+    assert train.returncode == 1 and train.stdout == ""
+    lines = train.stderr.strip().splitlines()
+    assert len(lines) == 1, train.stderr
+    assert lines[0].startswith("Error: `pocketlm train` needs the training extra")
+    assert "pip install 'pocketlm[train]'" in lines[0]
+    assert sys.executable not in train.stderr
