@@ -121,3 +121,28 @@ def kjv_checkpoint(kjv_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def kjv_model(kjv_checkpoint: Path) -> Path:
     return _export_beside(kjv_checkpoint)
+
+
+#: Sentences of the salad corpus: "pear" goes with apples and salads, "pair" with shoes and gloves.
+SALAD_LINES = ["the apple and pear salad", "a pear and apple salad", "the pear salad is fresh",
+               "she made the apple and pear salad", "he bought a pair of shoes",
+               "a pair of gloves", "the pair of shoes is new", "the apple salad is fresh"]
+
+
+@pytest.fixture(scope="session")
+def salad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A toy model whose vocabulary knows apple, pear, pair and salad (the rescoring example
+    of docs/runtime.md): fp32 graphs only."""
+    from pocketlm.export import ExportConfig, export
+    from pocketlm.pipeline.ingest import IngestConfig, ingest
+    from pocketlm.pipeline.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("salad")
+    rng = random.Random(1)
+    corpus = root / "salad.txt"
+    corpus.write_text("\n".join(rng.choice(SALAD_LINES) for _ in range(600)) + "\n",
+                      encoding="utf-8")
+    ingest(IngestConfig(data_files=(str(corpus),), vocab_size=100), root / "data")
+    train(TrainConfig(**TOY_TRAIN), root / "data", root / "checkpoint")
+    export(root / "checkpoint", root / "model", ExportConfig(int8=False))
+    return root / "model"

@@ -35,8 +35,10 @@ def test_docs_have_examples() -> None:
 
 
 @pytest.mark.parametrize("code", [c for _, c in PYTHON], ids=[n for n, _ in PYTHON])
-def test_python_example_runs(code: str, toy_model: Path) -> None:
+def test_python_example_runs(code: str, toy_model: Path, request: pytest.FixtureRequest) -> None:
     namespace = {"__name__": "__docs__", "model_dir": str(toy_model)}
+    if "salad_model_dir" in code:  # the rescoring example needs apple, pear, pair and salad
+        namespace["salad_model_dir"] = str(request.getfixturevalue("salad_model"))
     exec(compile(code, "<docs example>", "exec"), namespace)
 
 
