@@ -683,30 +683,55 @@ class LanguageModel:
 
     def _pick(self, logprobs: np.ndarray, rng: np.random.Generator, temperature: float,
               top_k: int, top_p: float, allow_unk: bool) -> np.ndarray:
-        """One sampled token id per row of ``logprobs`` [rows, vocab]."""
-        logits = logprobs.astype(np.float64)          # a copy: the state's array stays intact
+        """One sampled token id per row of ``logprobs`` [rows, vocab] (one uniform draw per
+        row, so a seed gives the same words however the rows are batched)."""
+        logits = logprobs.astype(np.float32)          # a copy: the state's array stays intact
         if not allow_unk:
             logits[:, self.unk_id] = -np.inf
         if temperature == 0:
             return np.argmax(logits, axis=1).astype(np.int64)
-        logits /= temperature
+        if temperature != 1:
+            logits /= np.float32(temperature)
         vocab = logits.shape[1]
         if 0 < top_k < vocab:  # top_k >= vocabulary size keeps every word
             kth = np.partition(logits, -top_k, axis=1)[:, -top_k][:, None]
-            logits = np.where(logits < kth, -np.inf, logits)
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probs /= probs.sum(axis=1, keepdims=True)
+            logits[logits < kth] = -np.inf
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))   # unnormalised
         if top_p < 1.0:
+            probs = probs.astype(np.float64)
+            probs /= probs.sum(axis=1, keepdims=True)
             order = np.argsort(-probs, axis=1, kind="stable")
             ordered = np.take_along_axis(probs, order, axis=1)
             keep = np.cumsum(ordered, axis=1) - ordered < top_p
             mask = np.zeros_like(probs, dtype=bool)
             np.put_along_axis(mask, order, keep, axis=1)
             probs = np.where(mask, probs, 0.0)
-        cdf = np.cumsum(probs, axis=1)
-        targets = (1.0 - rng.random(len(probs))) * cdf[:, -1]      # in (0, total]
-        picked = (cdf < targets[:, None]).sum(axis=1)
-        return np.minimum(picked, vocab - 1).astype(np.int64)
+        return _inverse_cdf(probs, 1.0 - rng.random(len(probs)))
+
+
+def _inverse_cdf(probs: np.ndarray, draws: np.ndarray, block: int = 128) -> np.ndarray:
+    """Per row, the first index whose cumulative (unnormalised) probability reaches
+    ``draws * total`` (draws in (0, 1]), never an index of probability 0.
+
+    Two levels instead of one long cumulative sum: block sums first, then one block::
+
+        probs [rows, vocab] -> blocks [rows, nblocks, block] -> cumsum of block sums -> block b
+                                                    cumsum inside block b -> index
+    """
+    rows, vocab = probs.shape
+    nblocks = -(-vocab // block)
+    padded = np.zeros((rows, nblocks * block), dtype=np.float64)
+    padded[:, :vocab] = probs
+    blocks = padded.reshape(rows, nblocks, block)
+    sums = np.cumsum(blocks.sum(axis=2), axis=1)                    # [rows, nblocks]
+    targets = draws * sums[:, -1]                                   # in (0, total]
+    chosen = np.minimum((sums < targets[:, None]).sum(axis=1), nblocks - 1)
+    r = np.arange(rows)
+    before = np.where(chosen > 0, sums[r, chosen - 1], 0.0)
+    inside = blocks[r, chosen]                                      # [rows, block]
+    index = (before[:, None] + np.cumsum(inside, axis=1) < targets[:, None]).sum(axis=1)
+    last = block - 1 - np.argmax(inside[:, ::-1] > 0, axis=1)       # rounding guard
+    return (chosen * block + np.minimum(index, last)).astype(np.int64)
 
 
 class GenerationStream(Iterator[Any]):
