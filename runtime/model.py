@@ -181,9 +181,9 @@ def detokenize(tokens: Sequence[str]) -> str:
 
 
 def session_options(threads: int | None = None) -> Any:
-    """The onnxruntime session options the runtime uses (chosen by measurement, see
-    bench/runtime_speed.py): all graph optimisations, one inter-op thread, ``threads`` intra-op
-    threads (``None``: onnxruntime's default), no spinning worker threads when ``threads`` > 1."""
+    """The onnxruntime session options the runtime uses: all graph optimisations (the levels
+    measured within noise of each other, bench/runtime_speed.py), sequential execution, one
+    inter-op thread, ``threads`` intra-op threads (``None``: onnxruntime's default)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -230,3 +230,47 @@ def test_runtime_cli_module_imports_no_pipeline() -> None:
                           timeout=60, cwd=REPO, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
+
+
+class _Terminal:
+    """A text stream that says it is a terminal, collecting what is written."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal, reading a redirected file shows lines done and the share read; elsewhere
+    nothing is written."""
+    from pocketlm.runtime import cli as runtime_cli
+
+    path = tmp_path / "lines.txt"
+    path.write_text("a\nb\nc\n", encoding="utf-8")
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with open(path, encoding="utf-8") as fh:
+        progress = runtime_cli._Progress(fh, "score")
+        assert progress.total == path.stat().st_size
+        for line in fh:
+            progress.update(line)
+        progress.close()
+    shown = "".join(terminal.parts)
+    assert "score: 1 lines" in shown and "score: 3 lines done" in shown and "%" in shown
+    monkeypatch.setattr(terminal, "isatty", lambda: False)
+    terminal.parts.clear()
+    with open(path, encoding="utf-8") as fh:
+        quiet = runtime_cli._Progress(fh, "score")
+        for line in fh:
+            quiet.update(line)
+        quiet.close()
+    assert terminal.parts == [] and quiet.lines == 3
