@@ -238,8 +238,8 @@ class _Terminal:
     def __init__(self) -> None:
         self.parts: list[str] = []
 
-    def write(self, text: str) -> int:
-        self.parts.append(text)
+    def write(self, text: str | bytes) -> int:
+        self.parts.append(text.decode() if isinstance(text, bytes) else text)
         return len(text)
 
     def flush(self) -> None:
