@@ -21,7 +21,8 @@ from pocketlm.runtime.cli import overwrite_option as _overwrite_option
 from pocketlm.runtime.cli import precision_option as _precision_option
 from pocketlm.runtime.cli import threads_option as _threads_option
 
-#: The stage commands; `pocketlm.runtime.cli.cli` serves them (with its logging options).
+#: The stage commands (`stages` below); `pocketlm.runtime.cli.cli` serves them with its logging
+#: options and error handling.
 cli = click.Group("stages")
 
 
@@ -241,6 +242,13 @@ def run(out: Path, overwrite: bool, **kw: Any) -> None:
     for s in lm.analyze(examples):
         click.echo(f"score {s.logprob:9.3f}  {s.sentence}")
     click.echo(f"generated: {lm.generate('and the lord said', max_words=20, seed=0)}")
+
+
+#: The stage commands registered above. ``cli`` is then the whole command line (the runtime's
+#: group, which serves these commands lazily), so ``pocketlm.pipeline.cli.cli`` keeps working
+#: for callers that invoke it directly.
+stages = cli
+from pocketlm.runtime.cli import cli  # noqa: E402,F811
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ import click
 
 from .artifact import PocketLMError, read_manifest
 
-#: The stage commands, loaded lazily from pocketlm.pipeline.cli: name -> one-line help.
+#: The stage commands, loaded lazily from pocketlm.pipeline.cli.stages: name -> one-line help.
 STAGES = {
     "ingest": "Read a corpus, build the vocabulary and write token ids per split.",
     "train": "Train a recurrent LM on an ingest folder.",
@@ -86,7 +86,7 @@ class PocketLMGroup(click.Group):
         missing = missing_train_modules()
         if missing:
             return _unavailable(cmd_name, missing)
-        from pocketlm.pipeline.cli import cli as stages
+        from pocketlm.pipeline.cli import stages
 
         return stages.commands[cmd_name]
 

@@ -274,3 +274,15 @@ def test_progress_line_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyP
             quiet.update(line)
         quiet.close()
     assert terminal.parts == [] and quiet.lines == 3
+
+
+def test_pipeline_cli_is_the_whole_command_line() -> None:
+    """`pocketlm.pipeline.cli.cli` is the console script's group (stage commands kept in
+    `stages`), so callers of the old location get every command and one-line errors."""
+    from pocketlm.pipeline import cli as pipeline_cli
+
+    assert pipeline_cli.cli is cli
+    assert sorted(pipeline_cli.stages.commands) == ["evaluate", "export", "ingest", "run",
+                                                    "train"]
+    result = CliRunner().invoke(pipeline_cli.cli, ["score", "--model", "/nonexistent/m", "a"])
+    one_line_error(result, "no such folder")
