@@ -38,7 +38,8 @@ _NO_SPACE_AFTER = {"(", "[", "{", "'"}
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: Floats (batch x length x vocabulary) one score-graph run may produce: batches are cut to it
-#: (measured: for a 10,000-word vocabulary, batches of 8-24 sentences score faster than 64).
+#: (for a 10,000-word vocabulary about 24 sentences of 35 words: 10-20% faster than fixed
+#: batches of 64 in bench/runtime_speed.py on one noisy core).
 BATCH_FLOATS = 1 << 23
 #: A sentence whose (length x vocabulary) exceeds this runs through the step graph instead, so
 #: memory stays bounded whatever its length.
@@ -137,6 +138,10 @@ class State:
         return State({k: v[:, index] for k, v in self.arrays.items()}, self.logprobs[index])
 
     __getitem__ = select
+
+    def __iter__(self) -> Iterator[State]:
+        """The rows, one one-row state each."""
+        return (self.select([i]) for i in range(len(self)))
 
     @staticmethod
     def concat(states: Sequence[State]) -> State:

@@ -215,6 +215,9 @@ def test_select_repeat_reorder(lm: LanguageModel) -> None:
         both.select([[0]])
     with pytest.raises(InputError):
         State.concat([])
+    rows = list(picked)
+    assert [len(r) for r in rows] == [1, 1, 1]
+    np.testing.assert_array_equal(rows[2].logprobs, a.logprobs)
 
 
 def test_beam_search_by_hand(lm: LanguageModel) -> None:
