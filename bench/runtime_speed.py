@@ -10,7 +10,9 @@ Records (each measured in the same run, variants alternated A B A B, medians rep
 * ``score``: ``LanguageModel.score_batch`` (fp32, int8) vs the checkpoint's torch model in eager
   mode, same sentences, batching and tokenisation, per thread count; ``ratio`` lines give
   torch time / onnxruntime time.
-* ``session_options``: fp32 score_batch under each onnxruntime graph-optimisation level.
+* ``session_options``: fp32 score_batch under each onnxruntime graph-optimisation level;
+  ``score_batch_size``: fixed batches of 8, 16, 64 sentences vs the runtime's float budget;
+  ``iobinding``: one step through ``run`` vs ``run_with_iobinding`` into preallocated outputs.
 * ``advance``: ``advance_batch`` over 8 and 64 hypotheses vs ``advance`` one hypothesis at a
   time: ms per hypothesis-token and the speed-up.
 * ``generation``: ms per generated token, p50 and p95, for one sample (``stream``) and for 8
@@ -148,6 +150,35 @@ def bench_session_options(model: Path, sentences: list[str], repeats: int,
         emit("score_batch_size", batch=name, threads=1, median_s=round(median(ts), 4),
              meaning="batch_N: N sentences per run; budget: the runtime's default cut "
                      f"(at most {batch_size} sentences and BATCH_FLOATS log-probabilities)")
+
+
+def bench_iobinding(model: Path, repeats: int, steps: int = 500) -> None:
+    """One step at batch 1: ``session.run`` (fresh outputs) vs ``run_with_iobinding`` into
+    preallocated output arrays."""
+    from pocketlm.runtime import LanguageModel
+
+    lm = LanguageModel(model, threads=1)
+    session = lm._sessions["step"]
+    feeds = {"token": np.array([5], dtype=np.int64), **lm.initial_state(1)}
+    binding = session.io_binding()
+    for name, value in feeds.items():
+        binding.bind_cpu_input(name, value)
+    outputs = [np.empty_like(x) for x in session.run(None, feeds)]   # shapes of one run
+    for o, out in zip(session.get_outputs(), outputs):
+        binding.bind_output(o.name, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+
+    def plain() -> None:
+        for _ in range(steps):
+            session.run(None, feeds)
+
+    def bound() -> None:
+        for _ in range(steps):
+            session.run_with_iobinding(binding)
+
+    times = alternate({"run": plain, "iobinding": bound}, repeats)
+    emit("iobinding", graph="step", batch=1, threads=1,
+         run_ms=round(median(times["run"]) / steps * 1e3, 4),
+         iobinding_ms=round(median(times["iobinding"]) / steps * 1e3, 4))
 
 
 def bench_advance(model: Path, steps: int, repeats: int) -> None:
@@ -293,6 +324,7 @@ def main() -> None:
         bench_score(model, ckpt, sentences, threads, args.repeats, args.batch_size)
     if "options" in parts:
         bench_session_options(model, sentences, args.repeats, args.batch_size)
+        bench_iobinding(model, args.repeats)
     if "advance" in parts:
         bench_advance(model, args.steps, args.repeats)
     if "generation" in parts:
