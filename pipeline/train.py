@@ -624,7 +624,8 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
         t0 = time.perf_counter()
         test_ids = load_split(data_dir, "test", data)
         if len(test_ids) // config.eval_batch_size >= 2:
-            best_model = RNNLM(model_config).to(device)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                best_model = RNNLM(model_config).to(device)   # leaves the saved RNG as it was
             load_weights(best_model, out / WEIGHTS)
             nll, count = stream_nll_torch(best_model, test_ids, config.eval_batch_size,
                                           device=device, max_tokens=config.eval_tokens)
