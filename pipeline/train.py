@@ -347,6 +347,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     and logging shows info). Raises :class:`TrainingStopped` when the loss becomes NaN or
     infinite, after writing the folder with the last good state.
     """
+    entered = time.perf_counter()
     out = Path(out)
     data = read_manifest(data_dir, "data")
     vocab_size = int(data["vocab_size"])
@@ -412,6 +413,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
              per_epoch, config.batch_size, config.bptt)
 
     saved_steps: list[int] = [run.step] if saved is not None else []
+    segment: dict[str, Any] = {"startup_seconds": None}      # call → end of its first step
     segment_start = time.perf_counter()
     elapsed_before = run.elapsed
     last_save = segment_start
@@ -512,7 +514,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
             if (out / CURVE).exists():
                 files.append(CURVE)
             body = _manifest_body(config, model_config, data_dir, data, model, n_params, run,
-                                  procs, use_bf16, status, reason, final_metrics)
+                                  procs, use_bf16, status, reason, final_metrics, segment)
             write_manifest(out, "checkpoint", body, files)
             log.debug("saved %s at step %d (%.2f s)", out, run.step, time.perf_counter() - t0)
         last_save = time.perf_counter()
@@ -551,6 +553,9 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 if config.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 optimizer.step()
+                if segment["startup_seconds"] is None:
+                    sync_device()
+                    segment["startup_seconds"] = round(time.perf_counter() - entered, 3)
                 run.position += y.shape[1]
                 run.step += 1
                 run.epoch_steps += 1
@@ -673,7 +678,8 @@ def _data_reference(data_dir: str | os.PathLike[str], data: dict[str, Any]) -> d
 def _manifest_body(config: TrainConfig, model_config: ModelConfig,
                    data_dir: str | os.PathLike[str], data: dict[str, Any], model: RNNLM,
                    n_params: int, run: RunState, procs: Processes, use_bf16: bool, status: str,
-                   reason: str | None, final_metrics: dict[str, Any] | None) -> dict[str, Any]:
+                   reason: str | None, final_metrics: dict[str, Any] | None,
+                   segment: dict[str, Any]) -> dict[str, Any]:
     best = next((r for r in run.history if r["step"] == run.best_step), {})
     return {
         "model": asdict(model_config),
@@ -683,7 +689,7 @@ def _manifest_body(config: TrainConfig, model_config: ModelConfig,
                   "shape": [model_config.layers, "batch", model_config.hidden_size]},
         "parameters": n_params,
         "status": {"state": status, "reason": reason, "step": run.step, "epoch": run.epoch,
-                   "resumes": run.resumes, "processes": procs.world},
+                   "resumes": run.resumes, "processes": procs.world, **segment},
         "metrics": {"best_epoch": run.best_epoch, "best_step": run.best_step,
                     "valid_ppl": best.get("valid_ppl"),
                     "test_ppl": (final_metrics or {}).get("test_ppl"),

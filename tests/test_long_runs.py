@@ -105,7 +105,9 @@ def test_sigkill_then_resume_gives_the_same_weights(toy_data: Path, tmp_path: Pa
                         tensors(killed / "last.safetensors"))
     assert metric_lines(whole) == metric_lines(killed)
     manifest = read_manifest(killed, "checkpoint")
-    assert manifest["status"] == {**read_manifest(whole, "checkpoint")["status"], "resumes": 1}
+    status = read_manifest(whole, "checkpoint")["status"]
+    assert manifest["status"] == {**status, "resumes": 1,
+                                  "startup_seconds": manifest["status"]["startup_seconds"]}
     assert manifest["metrics"]["test_ppl"] == read_manifest(whole, "checkpoint")["metrics"][
         "test_ppl"]
 
