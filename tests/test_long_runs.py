@@ -332,3 +332,12 @@ def test_torchrun_two_processes_match_one(toy_data: Path, tmp_path: Path) -> Non
     # the carried state of both processes is in the checkpoint, whole batch
     groups, _ = load_training_state(runs["two"] / "last.safetensors")
     assert groups["carried"]["h"].shape == (1, 16, 16)
+
+
+def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NCCL when every local process has its own GPU; gloo on the CPU and when processes share
+    a GPU (NCCL refuses two ranks on one device)."""
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert train_module.dist_backend(torch.device("cuda"), 2) == "nccl"
+    assert train_module.dist_backend(torch.device("cuda"), 3) == "gloo"
+    assert train_module.dist_backend(torch.device("cpu"), 1) == "gloo"
