@@ -46,8 +46,9 @@ CURVE = CHECKPOINT_FILES["curve"]
 #: Version of the ``last.safetensors`` layout; a resume refuses another one.
 STATE_VERSION = 1
 
-#: Fields of the training config that fix the model's shape: a resume may not change them.
-SHAPE_FIELDS = ("cell", "layers", "embedding_size", "hidden_size", "tied")
+#: Fields of the training config a resume may not change: the model's shape, and the batch
+#: size (it decides how the stream is cut into rows, so the saved window position and state).
+FIXED_ON_RESUME = ("cell", "layers", "embedding_size", "hidden_size", "tied", "batch_size")
 
 JSON = Any
 
@@ -225,7 +226,8 @@ def resume_config(checkpoint_dir: str | os.PathLike[str],
     """The config fields and data folder a resumed run continues with.
 
     ``overrides`` (options given again on the command line; ``None`` means not given) may
-    change budgets and the recipe, never the model's shape: that is a one-line error.
+    change budgets and the recipe, never the model's shape or the batch size: that is a
+    one-line error.
     """
     path = Path(checkpoint_dir) / LAST
     _, meta = load_training_state(path)
@@ -233,10 +235,10 @@ def resume_config(checkpoint_dir: str | os.PathLike[str],
     for key, value in overrides.items():
         if value is None or value == fields.get(key):
             continue
-        if key in SHAPE_FIELDS:
+        if key in FIXED_ON_RESUME:
             raise PocketLMError(f"{checkpoint_dir} was trained with {key}={fields[key]!r}, not "
-                                f"{value!r}: resume with the same model shape, or train into "
-                                f"a new --out")
+                                f"{value!r}: resume with the same model shape and batch size, "
+                                f"or train into a new --out")
         fields[key] = value
     return fields, meta["data"]["path"]
 
@@ -249,11 +251,12 @@ def check_resume(meta: JSON, config_fields: Mapping[str, Any], data_dir: str | o
         raise PocketLMError(f"{checkpoint_dir} was trained on another data folder than "
                             f"{data_dir} (data manifest hash differs); resume with the data "
                             f"folder it was trained on, or train into a new --out")
-    for key in SHAPE_FIELDS:
+    for key in FIXED_ON_RESUME:
         if meta["config"][key] != config_fields[key]:
             raise PocketLMError(f"{checkpoint_dir} was trained with {key}="
                                 f"{meta['config'][key]!r}, not {config_fields[key]!r}: resume "
-                                f"with the same model shape, or train into a new --out")
+                                f"with the same model shape and batch size, or train into a "
+                                f"new --out")
     if meta["model"]["vocab_size"] != vocab_size:
         raise PocketLMError(f"{checkpoint_dir} has a vocabulary of {meta['model']['vocab_size']}"
                             f" words, {data_dir} of {vocab_size}; resume on its own data folder")

@@ -145,10 +145,13 @@ def stopped_run(toy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return out
 
 
-def test_resume_with_another_shape_is_one_line(stopped_run: Path) -> None:
-    result = CliRunner().invoke(cli, ["train", "--resume", str(stopped_run),
-                                      "--hidden-size", "32"])
-    assert_one_line_error(result, "hidden_size=16", "same model shape")
+@pytest.mark.parametrize("option, value, words", [("--hidden-size", "32", "hidden_size=16"),
+                                                  ("--cell", "gru", "cell='lstm'"),
+                                                  ("--batch-size", "8", "batch_size=16")])
+def test_resume_with_another_shape_is_one_line(stopped_run: Path, option: str, value: str,
+                                               words: str) -> None:
+    result = CliRunner().invoke(cli, ["train", "--resume", str(stopped_run), option, value])
+    assert_one_line_error(result, words, "same model shape and batch size")
 
 
 def test_resume_on_other_data_is_one_line(stopped_run: Path, toy_corpus: Path,
