@@ -531,6 +531,9 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 carried = model.init_state(rows.rows, device)
             t_mark = time.perf_counter()
             while not rows.done(run.position):
+                if config.max_steps and run.step >= config.max_steps:
+                    stop = "max_steps"       # a resumed run that had reached its budget
+                    break
                 lr = learning_rate(run.step, config, run.plateau_decays)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
