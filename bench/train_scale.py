@@ -12,7 +12,8 @@ training stage's own (``getrusage(RUSAGE_CHILDREN)``).
 
 Prints JSON lines: machine; corpus (tokens, bytes, seconds to build); train (wall seconds of the
 child, peak RSS, training / evaluation / other seconds, evaluation share, steps, tokens/s,
-validation and test perplexity of the bounded samples, start-up seconds); resume (wall seconds
+validation and test perplexity of the bounded samples, start-up seconds, evaluation tokens/s and
+what evaluating the whole valid and test splits once would take at that speed); resume (wall seconds
 and start-up of a ``--resume`` run that adds ``--resume-steps`` steps, against the start-up of
 the fresh run).
 """
@@ -114,13 +115,19 @@ def main() -> None:
         manifest = json.loads((ckpt / "manifest.json").read_text())
         m, status = manifest["metrics"], manifest["status"]
         other = wall - m["train_seconds"] - m["eval_seconds"]
+        evaluations = sum(1 for _ in (ckpt / "metrics.jsonl").open())
+        sample = {s: min(args.eval_tokens or math.inf, e["tokens"]) // 10 * 10
+                  for s, e in dm["splits"].items()}
+        eval_tps = (evaluations * sample["valid"] + sample["test"]) / max(m["eval_seconds"], 1e-9)
+        whole = dm["splits"]["valid"]["tokens"] + dm["splits"]["test"]["tokens"]
         emit("train", exit_code=code, command="pocketlm train " + " ".join(options),
              wall_seconds=round(wall, 2), peak_rss_mb=round(rss, 1),
              train_seconds=m["train_seconds"], eval_seconds=m["eval_seconds"],
              other_seconds=round(other, 2), eval_share=round(m["eval_seconds"] / wall, 4),
              steps=m["steps"], tokens_per_s=m["tokens_per_s"], valid_ppl=m["valid_ppl"],
              test_ppl=m["test_ppl"], startup_seconds=status["startup_seconds"],
-             evaluations=sum(1 for _ in (ckpt / "metrics.jsonl").open()),
+             evaluations=evaluations, eval_tokens_per_s=round(eval_tps, 1),
+             whole_valid_test_eval_seconds_estimate=round(whole / eval_tps, 1),
              environment=manifest["environment"])
 
         wall_r, rss_r, code_r = run_child(["train", "--resume", str(ckpt), "--max-steps",
