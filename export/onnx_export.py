@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pocketlm.pipeline.model import RNNLM
-from pocketlm.pipeline.train import TOKENIZER, load_checkpoint
+from pocketlm.pipeline.checkpoint import TOKENIZER, load_checkpoint
 from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder,
                                        check_output_folder, package_versions, sha256_file,
                                        write_manifest)

@@ -8,6 +8,7 @@ functions raise :class:`PocketLMError` with the fix in it, which the group turns
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -115,6 +116,22 @@ def _train_options(f: Any) -> Any:
                      help="auto: bf16 autocast on CUDA, fp32 on CPU" + from_preset),
         click.option("--max-steps", type=click.IntRange(min=0), default=None,
                      help="Stop after this many steps (0: no limit)" + from_preset),
+        click.option("--eval-every", type=click.IntRange(min=0), default=None,
+                     help="Validate every N steps (0: at each epoch end; default 0)."),
+        click.option("--eval-tokens", type=click.IntRange(min=0), default=None,
+                     help="Tokens of the fixed validation (and final test) sample (0: the "
+                          "whole split; default 100000)."),
+        click.option("--save-every", type=click.IntRange(min=0), default=None,
+                     help="Write a checkpoint every N steps (0: off; default 0); also at "
+                          "each epoch end."),
+        click.option("--save-minutes", type=click.FloatRange(min=0), default=None,
+                     help="Write a checkpoint every M minutes (0: off; default 10)."),
+        click.option("--max-minutes", type=click.FloatRange(min=0), default=None,
+                     help="Stop after M minutes of wall time (0: no limit)."),
+        click.option("--target-ppl", type=click.FloatRange(min=0), default=None,
+                     help="Stop when validation perplexity reaches this (0: never)."),
+        click.option("--patience", type=click.IntRange(min=0), default=None,
+                     help="Stop after N evaluations without improvement (0: never)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -129,21 +146,98 @@ def _train_config(kw: dict[str, Any], default_preset: str) -> Any:
     return preset(name, **kw)
 
 
-@cli.command()
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
-              help="Data folder written by `pocketlm ingest`.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
+@click.command()
+@click.option("--data", "data_dir", default=None, type=click.Path(path_type=Path),
+              help="Data folder written by `pocketlm ingest` (with --resume: the one recorded).")
+@click.option("--out", default=None, type=click.Path(path_type=Path),
               help="Checkpoint folder to write.")
+@click.option("--resume", default=None, type=click.Path(path_type=Path),
+              help="Continue the run whose checkpoint folder this is (same shape and data; "
+                   "budgets and recipe options may be given again).")
+@click.option("--nproc", type=click.IntRange(min=1), default=None,
+              help="Processes on this machine: hands the command over to torchrun.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @_train_options
 @_overwrite_option
-def train(data_dir: Path, out: Path, overwrite: bool, **kw: Any) -> None:
+def train(data_dir: Path | None, out: Path | None, resume: Path | None, nproc: int | None,
+          quiet: bool, overwrite: bool, **kw: Any) -> None:
     """Train a recurrent LM on an ingest folder (preset `small` unless --preset)."""
+    import os
+
+    if nproc and nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _hand_over_to_torchrun(nproc)
     from .train import train as run_train
 
-    manifest = run_train(_train_config(kw, "small"), data_dir, out, overwrite)
+    if resume is not None:
+        from .checkpoint import resume_config
+        from .train import TrainConfig
+
+        if kw.pop("preset"):
+            raise click.UsageError("--preset does not apply to --resume (the run keeps its "
+                                   "config); give only the options to change")
+        if out is not None and out.resolve() != resume.resolve():
+            raise click.UsageError("--resume continues in its own folder; leave out --out")
+        kw["precision"] = kw.pop("train_precision")
+        fields, saved_data = resume_config(resume, kw)
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        config = TrainConfig(**{k: v for k, v in fields.items() if k in names})
+        data_dir, out = data_dir or Path(saved_data), resume
+        manifest = run_train(config, data_dir, out, resume=True,
+                             progress=False if quiet else None)
+    else:
+        if data_dir is None or out is None:
+            raise click.UsageError("give --data and --out (or --resume DIR)")
+        manifest = run_train(_train_config(kw, "small"), data_dir, out, overwrite,
+                             progress=False if quiet else None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     metrics = manifest["metrics"]
     click.echo(f"wrote {out}: valid perplexity {_fmt(metrics['valid_ppl'])}, test "
-               f"{_fmt(metrics['test_ppl'])}, {metrics['tokens_per_s']:,.0f} tokens/s")
+               f"{_fmt(metrics['test_ppl'])}, {metrics['tokens_per_s']:,.0f} tokens/s, "
+               f"stopped by {manifest['status']['reason']} at step {metrics['steps']:,}")
+    if "curve.png" in manifest["files"]:
+        click.echo(f"curve: {out / 'curve.png'}")
+
+
+cli.add_command(train)
+
+
+def _hand_over_to_torchrun(nproc: int) -> None:
+    """Re-run this train command under torchrun with ``nproc`` processes on this machine."""
+    import subprocess
+
+    ctx = click.get_current_context()
+    argv: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)   # type: ignore[arg-type]
+        if param.name in ("nproc",) or value is None or not isinstance(param, click.Option):
+            continue
+        if param.is_flag:
+            if param.secondary_opts:
+                argv.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                argv.append(param.opts[0])
+        else:
+            argv += [param.opts[0], str(value)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", str(nproc), "-m", "pocketlm.pipeline.train", *argv]
+    logging.getLogger("pocketlm").info("train: %s", " ".join(command))
+    raise SystemExit(subprocess.call(command))
+
+
+def train_main() -> None:
+    """``python -m pocketlm.pipeline.train`` (what torchrun starts): the train command alone."""
+    _setup_logging(0)
+    try:
+        train.main(prog_name="pocketlm train", standalone_mode=False)
+    except PocketLMError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise SystemExit(1) from exc
+    except click.ClickException as exc:
+        exc.show()
+        raise SystemExit(exc.exit_code) from exc
+    except click.exceptions.Abort:
+        raise SystemExit(1) from None
 
 
 def _fmt(value: float | None) -> str:
@@ -229,7 +323,8 @@ def run(out: Path, overwrite: bool, **kw: Any) -> None:
     log.info("[1/3] ingest → %s", out / "data")
     run_ingest(ingest_config, out / "data", overwrite)
     log.info("[2/3] train → %s", out / "checkpoint")
-    ckpt = run_train(train_config, out / "data", out / "checkpoint", overwrite)
+    ckpt = run_train(train_config, out / "data", out / "checkpoint", overwrite,
+                     progress=False)
     log.info("[3/3] export → %s", out / "model")
     run_export(out / "checkpoint", out / "model", overwrite=overwrite)
     lm = _load(out / "model")

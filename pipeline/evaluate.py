@@ -10,11 +10,8 @@ and every token after a column's first is predicted::
                             [g h i <eos>]
     inputs  [:, :-1]   targets [:, 1:]     ->  3 * (N // 3 - 1) predictions
 
-Training windows the same columns into BPTT chunks of ``bptt`` steps and carries (detached) state
-from one chunk to the next::
-
-    column  |-- window 1 --|-- window 2 --|-- ...
-    state   0 ───────────▶ h1 ──────────▶ h2          (gradient stops at each ▶)
+Training reads the same rows window by window (``batches.TokenRows``, which draws the windows and
+the carried state); the torch backend here reads them through the same helper.
 
 The ONNX backend feeds the step graph one column position at a time; the torch backend runs
 windows of ``bptt`` steps. Both see exactly the same predictions, so their figures agree.
@@ -30,6 +27,10 @@ import numpy as np
 
 from pocketlm.runtime.artifact import PocketLMError, read_manifest
 
+from .batches import TokenRows, batchify
+
+__all__ = ["batchify", "evaluate", "stream_nll_onnx", "stream_nll_torch"]
+
 if TYPE_CHECKING:
     import torch
 
@@ -38,36 +39,32 @@ if TYPE_CHECKING:
     from .model import RNNLM
 
 
-def batchify(stream: np.ndarray, batch: int) -> np.ndarray:
-    """Cut a 1-D token stream into ``batch`` contiguous rows: ``[batch, len(stream) // batch]``."""
-    columns = len(stream) // batch
-    if columns < 2:
-        raise PocketLMError(f"a stream of {len(stream)} tokens is too short for {batch} "
-                            f"evaluation rows; use a smaller --batch-size or a larger split")
-    return np.asarray(stream[:batch * columns], dtype=np.int64).reshape(batch, columns)
-
-
 def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: int = 70,
-                     device: str | torch.device = "cpu") -> tuple[float, int]:
-    """Summed negative log-likelihood (nats) and prediction count of a stream, with torch."""
+                     device: str | torch.device = "cpu", max_tokens: int = 0
+                     ) -> tuple[float, int]:
+    """Summed negative log-likelihood (nats) and prediction count of a stream, with torch.
+
+    ``max_tokens`` > 0 reads only the first ``max_tokens // batch`` columns of every row: a
+    fixed sample of about that many tokens spread over ``batch`` places of the split."""
     import torch
     import torch.nn.functional as F
 
-    rows = torch.from_numpy(batchify(stream, batch)).to(device)
+    device = torch.device(device)
+    rows = TokenRows(stream, batch, max_columns=max_tokens // batch if max_tokens else 0)
     was_training = model.training
     model.eval()
     total = torch.zeros((), dtype=torch.float64, device=device)
     state = model.init_state(batch, device)
     with torch.no_grad():
-        for i in range(0, rows.shape[1] - 1, bptt):
-            x = rows[:, i:i + bptt]
-            y = rows[:, i + 1:i + 1 + bptt]
-            x = x[:, :y.shape[1]]
-            logits, state = model(x, state)
+        start = 0
+        while not rows.done(start):
+            x, y = rows.window(start, bptt, device)                   # (B, T), (B, T)
+            logits, state = model(x, state)                            # (B, T, V)
             total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                      y.reshape(-1), reduction="sum").double()
+            start += y.shape[1]
     model.train(was_training)
-    return float(total), batch * (rows.shape[1] - 1)
+    return float(total), rows.predictions
 
 
 def stream_nll_onnx(lm: LanguageModel, stream: np.ndarray, batch: int = 10) -> tuple[float, int]:
@@ -103,7 +100,7 @@ def evaluate(model_dir: str | os.PathLike[str] | None, data_dir: str | os.PathLi
     elif backend == "torch":
         if checkpoint_dir is None:
             raise PocketLMError("--backend torch needs --checkpoint DIR (a train folder)")
-        from .train import load_checkpoint
+        from .checkpoint import load_checkpoint
 
         model, ckpt = load_checkpoint(checkpoint_dir)
         vocab_sha = ckpt["files"]["tokenizer.json"]["sha256"]

@@ -1,13 +1,22 @@
 """Stage 2, train: fit a recurrent LM on the token ids an ingest folder holds.
 
-Reads only the data folder (its manifest, ``tokenizer.json`` and ``*.bin``) with numpy and torch,
-so it runs on GPU hosts without ``datasets``. Output folder (see docs/artifacts.md)::
+Reads only the data folder (its manifest, ``tokenizer.json`` and ``*.bin``, memory-mapped) with
+numpy and torch, so it runs on GPU hosts without ``datasets``. Writes the checkpoint folder in
+place while it runs (layout in :mod:`pocketlm.pipeline.checkpoint` and docs/artifacts.md), so a
+run killed at any moment resumes with ``pocketlm train --resume DIR``.
 
-    checkpoint/
-      manifest.json       model + training config, data reference, metrics, hashes
-      model.safetensors   weights of the epoch with the best validation perplexity
-      tokenizer.json      copy of the data folder's vocabulary
-      metrics.jsonl       one JSON object per epoch
+One optimiser step, the pieces other recipes replace::
+
+    lr      = learning_rate(step, config, plateau_decays)       one function of the step
+    length  = window_length(step, config)                       tokens in this window
+    x, y    = rows.window(position, length, device)             (B, T) int64 each, copied per step
+    loss, state = window_loss(model, x, y, state, bf16)         mean nats per target
+    extra   = extra_state(...)  /  restore_extra_state(...)     named tensors + JSON in checkpoints
+
+With torchrun (``WORLD_SIZE`` > 1) every process trains a contiguous block of
+``batch_size / WORLD_SIZE`` rows under DistributedDataParallel (NCCL on GPUs, gloo on the CPU),
+so N processes take the same optimiser steps as one process with the whole batch; rank 0
+evaluates and writes the folder.
 """
 
 from __future__ import annotations
@@ -18,8 +27,9 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +39,40 @@ import torch.nn.functional as F
 
 from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_output_folder,
                                        package_versions, read_manifest, sha256_file,
-                                       umask_mode, write_manifest)
+                                       write_manifest)
 
-from .cells import CELLS
-from .evaluate import batchify, stream_nll_torch
+from .batches import TokenRows
+from .cells import CELLS, State
+from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, check_resume,
+                         load_checkpoint, load_state_into, load_training_state,
+                         load_weights, optimizer_state, perplexity, restore_optimizer,
+                         restore_rng, rng_state, save_training_state, save_weights,
+                         weight_tensors, write_bytes_atomic, write_curve)
+from .evaluate import stream_nll_torch
 from .ingest import load_split
 from .model import RNNLM, ModelConfig, detach_state
 
 log = logging.getLogger(__name__)
-WEIGHTS, METRICS, TOKENIZER = "model.safetensors", "metrics.jsonl", "tokenizer.json"
+
+__all__ = ["PRESETS", "TrainConfig", "TrainingStopped", "learning_rate", "load_checkpoint",
+           "load_weights", "preset", "resolve_device", "save_weights", "train",
+           "window_length", "window_loss"]
+
+
+class TrainingStopped(PocketLMError):
+    """Training stopped on a non-finite loss; the folder keeps the last good checkpoint."""
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Model shape and training recipe. ``max_steps`` > 0 stops early (smoke runs);
-    ``precision`` is ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16``."""
+    ``precision`` is ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``fp32`` or ``bf16``.
+
+    Long runs: validation every ``eval_every`` steps (0: at each epoch end) on a fixed sample of
+    ``eval_tokens`` tokens (0: the whole split; the end-of-run test figure uses the same bound);
+    a checkpoint every ``save_every`` steps and every ``save_minutes`` minutes (and at each
+    epoch end); stop after ``max_minutes`` of wall time, when validation perplexity reaches
+    ``target_ppl``, or after ``patience`` evaluations without improvement."""
 
     cell: str = "lstm"
     layers: int = 2
@@ -65,6 +94,14 @@ class TrainConfig:
     max_steps: int = 0
     eval_batch_size: int = 10
     log_every: int = 200
+    # long runs: evaluation, checkpoints, budgets (0 turns each off)
+    eval_every: int = 0
+    eval_tokens: int = 100_000
+    save_every: int = 0
+    save_minutes: float = 10.0
+    max_minutes: float = 0.0
+    target_ppl: float = 0.0
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -79,6 +116,10 @@ class TrainConfig:
             raise PocketLMError(f"learning rate {self.lr} must be > 0")
         if self.max_steps < 0 or self.clip < 0 or not 0 < self.lr_decay <= 1:
             raise PocketLMError("max_steps and clip must be >= 0 and lr_decay in (0, 1]")
+        if min(self.eval_every, self.eval_tokens, self.save_every, self.save_minutes,
+               self.max_minutes, self.target_ppl, self.patience) < 0:
+            raise PocketLMError("eval_every, eval_tokens, save_every, save_minutes, "
+                                "max_minutes, target_ppl and patience must be >= 0 (0: off)")
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, cell=self.cell, layers=self.layers,
@@ -142,168 +183,531 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.PathLike[str],
-          overwrite: bool = False) -> dict[str, Any]:
-    """Run the training stage into ``out`` (written atomically); return the manifest."""
-    check_output_folder(out, overwrite)
-    data = read_manifest(data_dir, "data")
-    train_ids = load_split(data_dir, "train", data)
-    valid_ids = load_split(data_dir, "valid", data)
+# --- the pieces of one step ----------------------------------------------------------------------
+
+
+def learning_rate(step: int, config: TrainConfig, plateau_decays: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based): ``lr`` times ``lr_decay`` for every
+    epoch whose validation perplexity did not improve."""
+    return config.lr * config.lr_decay ** plateau_decays
+
+
+def window_length(step: int, config: TrainConfig) -> int:
+    """Tokens in the window of step ``step`` (the last window of a pass may be shorter)."""
+    return config.bptt
+
+
+def window_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, state: State,
+                use_bf16: bool) -> tuple[torch.Tensor, State]:
+    """Mean cross-entropy (nats per target) of one window, and the state after it."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        logits, state = model(x, state)                                   # (B, T, V)
+    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+    return loss, state
+
+
+def extra_state(model: RNNLM, optimizer: torch.optim.Optimizer, config: TrainConfig
+                ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Further named tensors and JSON a checkpoint carries (none today)."""
+    return {}, {}
+
+
+def restore_extra_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any], model: RNNLM,
+                        optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+    """Inverse of :func:`extra_state`, called on resume."""
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Processes:
+    """Where this process sits among torchrun's (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    backend: str | None = None
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_backend(device: torch.device, local_world: int) -> str:
+    """NCCL when every local process has a GPU of its own, else gloo (CPU, or several
+    processes sharing a GPU, which NCCL refuses)."""
+    if device.type == "cuda" and local_world <= torch.cuda.device_count():
+        return "nccl"
+    return "gloo"
+
+
+def _processes(config: TrainConfig) -> Processes:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
     device = resolve_device(config.device)
+    if world == 1:
+        return Processes(device=device)
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    backend = dist_backend(device, local_world)
+    if device.type == "cuda":
+        device = torch.device("cuda", local % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
+    if rank:
+        logging.getLogger("pocketlm").setLevel(logging.WARNING)
+    return Processes(rank, world, device, backend)
+
+
+def _gather_rows(tensor: torch.Tensor, procs: Processes) -> torch.Tensor:
+    """Concatenate every process's ``[layers, rows, hidden]`` state along the rows."""
+    if procs.world == 1:
+        return tensor
+    import torch.distributed as dist
+
+    local = tensor.contiguous() if procs.backend == "nccl" else tensor.cpu().contiguous()
+    parts = [torch.empty_like(local) for _ in range(procs.world)]
+    dist.all_gather(parts, local)
+    return torch.cat(parts, dim=1)
+
+
+def _step_sync(loss: torch.Tensor, flags: int, procs: Processes) -> tuple[float, int]:
+    """The loss averaged over processes and rank 0's stop/save flags, in one reduction."""
+    if procs.world == 1:
+        return float(loss.item()), flags
+    import torch.distributed as dist
+
+    buf = torch.stack([loss.detach().float(), torch.tensor(float(flags), device=loss.device)])
+    if procs.backend == "gloo":
+        buf = buf.cpu()
+    dist.all_reduce(buf)
+    return float(buf[0]) / procs.world, int(buf[1])
+
+
+def _share(run: RunState, procs: Processes) -> RunState:
+    """Rank 0's bookkeeping, given to every process (after an evaluation)."""
+    if procs.world == 1:
+        return run
+    import torch.distributed as dist
+
+    box = [asdict(run)]
+    dist.broadcast_object_list(box, src=0)
+    return RunState(**box[0])
+
+
+def _barrier(procs: Processes) -> None:
+    if procs.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+# --- bookkeeping ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunState:
+    """Where a run stands; saved as JSON in every checkpoint, so a resume continues it."""
+
+    step: int = 0
+    epoch: int = 1
+    position: int = 0
+    epoch_steps: int = 0
+    plateau_decays: int = 0
+    best: float | None = None
+    best_step: int = 0
+    best_epoch: int = 0
+    stale_evals: int = 0
+    elapsed: float = 0.0
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    tokens: int = 0
+    loss_sum: float = 0.0
+    loss_steps: int = 0
+    since_tokens: int = 0
+    since_seconds: float = 0.0
+    evaluated_step: int = -1
+    resumes: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+SAVE_DUE, TIME_UP = 1, 2
+
+
+def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.PathLike[str],
+          overwrite: bool = False, resume: bool = False,
+          progress: bool | None = None) -> dict[str, Any]:
+    """Run the training stage into ``out``; return its manifest.
+
+    ``resume=True`` continues the run whose checkpoint folder is ``out`` (same model shape and
+    data folder, checked). ``progress`` shows a progress bar (default: when stderr is a terminal
+    and logging shows info). Raises :class:`TrainingStopped` when the loss becomes NaN or
+    infinite, after writing the folder with the last good state.
+    """
+    entered = time.perf_counter()
+    out = Path(out)
+    data = read_manifest(data_dir, "data")
+    vocab_size = int(data["vocab_size"])
+    procs = _processes(config)
+    device = procs.device
+    saved: tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]] | None = None
+    if resume:
+        saved = load_training_state(out / LAST)
+        check_resume(saved[1], asdict(config), data_dir, vocab_size, out)
+    else:
+        check_output_folder(out, overwrite)
+        _barrier(procs)
+        if procs.main:
+            with atomic_folder(out, overwrite) as tmp:
+                shutil.copyfile(Path(data_dir) / data["tokenizer"], tmp / TOKENIZER)
+        _barrier(procs)
+    train_ids = load_split(data_dir, "train", data)                # memory-mapped
+    valid_ids = load_split(data_dir, "valid", data)
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model_config = config.model_config(int(data["vocab_size"]))
+    model_config = config.model_config(vocab_size)
     model = RNNLM(model_config).to(device)
+    if procs.rank:
+        torch.manual_seed(config.seed + 7919 * procs.rank)        # own dropout masks per process
+    net: torch.nn.Module = model
+    if procs.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                      else None)
     optimizer = _optimizer(model, config)
-    rows = torch.from_numpy(batchify(train_ids, config.batch_size)).to(device)   # (B, N)
+    rows = TokenRows(train_ids, config.batch_size, shard=procs.rank, shards=procs.world)
     have_valid = len(valid_ids) // config.eval_batch_size >= 2
     if not have_valid:
-        log.warning("validation split too small to evaluate; keeping the last epoch")
-    windows = range(0, rows.shape[1] - 1, config.bptt)
+        log.warning("validation split too small to evaluate; keeping the last weights")
+    run = RunState()
+    carried: State | None = None
+    if saved is not None:
+        groups, meta = saved
+        load_state_into(model, groups["model"], str(out / LAST))
+        restore_optimizer(optimizer, groups.get("optimizer", {}), meta["optimizer"])
+        run = RunState(**meta["run"])
+        run.resumes += 1
+        per = rows.rows
+        carried = tuple(groups["carried"][name][:, procs.rank * per:(procs.rank + 1) * per]
+                        .to(device) for name in model.cell.state_names)
+        rng = groups.get(f"rng{procs.rank}")
+        if meta["world"] == procs.world and rng is not None:
+            restore_rng(rng, device)
+        else:
+            log.warning("resuming with %d processes instead of %d: dropout draws differ from "
+                        "the interrupted run", procs.world, meta["world"])
+        restore_extra_state(groups.get("extra", {}), meta.get("extra", {}), model, optimizer,
+                            config)
+        log.info("resume: %s at step %d (epoch %d, window position %d)", out, run.step,
+                 run.epoch, run.position)
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("train: %s %dx%d (%.2fM parameters) on %s%s, %d windows of %dx%d per epoch",
+    per_epoch = rows.count_windows(config.bptt)
+    log.info("train: %s %dx%d (%.2fM parameters) on %s%s%s, %d windows of %dx%d per epoch",
              config.cell, config.layers, config.hidden_size, n_params / 1e6, device,
-             " bf16" if use_bf16 else "", len(windows), config.batch_size, config.bptt)
-    history: list[dict[str, Any]] = []
-    best: float = math.inf
-    best_epoch = 0
-    step = 0
-    train_seconds = 0.0
-    started = time.perf_counter()
-    with atomic_folder(out, overwrite) as tmp:
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            state = model.init_state(config.batch_size, device)
-            loss_sum = torch.zeros((), device=device)
-            tokens = epoch_steps = 0
+             " bf16" if use_bf16 else "", f" x{procs.world} processes" if procs.world > 1 else "",
+             per_epoch, config.batch_size, config.bptt)
+
+    saved_steps: list[int] = [run.step] if saved is not None else []
+    segment: dict[str, Any] = {"startup_seconds": None}      # call → end of its first step
+    segment_start = time.perf_counter()
+    elapsed_before = run.elapsed
+    last_save = segment_start
+
+    def now_elapsed() -> float:
+        return elapsed_before + time.perf_counter() - segment_start
+
+    def sync_device() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def evaluate_now(epoch_end: bool) -> bool:
+        """Close a metrics record (train loss since the last one, validation perplexity);
+        keep the best weights; return whether validation improved."""
+        nonlocal run
+        improved = False
+        if procs.main:
             t0 = time.perf_counter()
-            for i in windows:
-                x = rows[:, i:i + config.bptt]                                 # (B, T)
-                y = rows[:, i + 1:i + 1 + config.bptt]
-                x = x[:, :y.shape[1]]
-                state = detach_state(state)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits, state = model(x, state)                           # (B, T, V)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                       y.reshape(-1))
+            record: dict[str, Any] = {"epoch": run.epoch, "step": run.step,
+                                      "steps": run.loss_steps}
+            train_loss = run.loss_sum / max(1, run.loss_steps)
+            record.update(train_loss=train_loss, train_ppl=perplexity(train_loss),
+                          lr=optimizer.param_groups[0]["lr"],
+                          seconds=round(run.since_seconds, 3),
+                          tokens_per_s=round(run.since_tokens / max(run.since_seconds, 1e-9), 1))
+            if have_valid:
+                nll, count = stream_nll_torch(model, valid_ids, config.eval_batch_size,
+                                              device=device, max_tokens=config.eval_tokens)
+                record["valid_ppl"] = math.exp(nll / count)
+                model.train()
+            score = record.get("valid_ppl", -float(run.step))
+            if run.best is None or score < run.best:
+                improved = True
+                run.best, run.best_step, run.best_epoch = score, run.step, run.epoch
+                run.stale_evals = 0
+                save_weights(model, out / WEIGHTS)
+            else:
+                run.stale_evals += 1
+            if epoch_end and not improved:
+                run.plateau_decays += 1
+            run.eval_seconds += time.perf_counter() - t0
+            run.elapsed = now_elapsed()
+            record["elapsed"] = round(run.elapsed, 3)
+            run.history.append(record)
+            run.loss_sum, run.loss_steps, run.since_tokens, run.since_seconds = 0.0, 0, 0, 0.0
+            run.evaluated_step = run.step
+            log.info("epoch %d step %d: train ppl %.2f, valid ppl %s, %.0f tokens/s", run.epoch,
+                     run.step, record["train_ppl"],
+                     f"{record.get('valid_ppl', float('nan')):.2f}", record["tokens_per_s"])
+        run = _share(run, procs)
+        return run.best_step == run.step
+
+    def budget_stop() -> str | None:
+        last = run.history[-1] if run.history else {}
+        if config.target_ppl and last.get("valid_ppl", math.inf) <= config.target_ppl:
+            return "target_ppl"
+        if config.patience and run.stale_evals >= config.patience:
+            return "plateau"
+        return None
+
+    def save(status: str, reason: str | None = None, curve: bool = False,
+             final_metrics: dict[str, Any] | None = None, state: bool = True) -> None:
+        nonlocal last_save
+        if state:
+            saved_steps.append(run.step)
+        t0 = time.perf_counter()
+        assert carried is not None
+        groups_out: dict[str, dict[str, torch.Tensor]] = {}
+        rngs = [rng_state(device)]
+        if state:
+            groups_out["carried"] = {name: _gather_rows(t, procs)
+                                     for name, t in zip(model.cell.state_names, carried)}
+            if procs.world > 1:
+                import torch.distributed as dist
+
+                rngs = [None] * procs.world  # type: ignore[list-item]
+                dist.all_gather_object(rngs, rng_state(device))
+        if procs.main:
+            run.elapsed = now_elapsed()
+            if not (out / WEIGHTS).exists():
+                save_weights(model, out / WEIGHTS)          # no evaluation yet: the latest
+            if state:
+                opt_tensors, opt_meta = optimizer_state(optimizer)
+                ex_tensors, ex_meta = extra_state(model, optimizer, config)
+                groups_out.update(model=weight_tensors(model), optimizer=opt_tensors,
+                                  extra=ex_tensors)
+                for rank, states in enumerate(rngs):
+                    groups_out[f"rng{rank}"] = states
+                meta = {"config": asdict(config), "model": asdict(model_config),
+                        "data": _data_reference(data_dir, data), "run": asdict(run),
+                        "optimizer": opt_meta, "extra": ex_meta, "world": procs.world}
+                save_training_state(out / LAST, groups_out, meta)
+            write_bytes_atomic(out / METRICS, "".join(json.dumps(r) + "\n"
+                                                      for r in run.history).encode())
+            files = [WEIGHTS, LAST, TOKENIZER, METRICS]
+            if curve and run.history:
+                write_curve(run.history, out / CURVE)
+            if (out / CURVE).exists():
+                files.append(CURVE)
+            body = _manifest_body(config, model_config, data_dir, data, model, n_params, run,
+                                  procs, use_bf16, status, reason, final_metrics, segment)
+            write_manifest(out, "checkpoint", body, files)
+            log.debug("saved %s at step %d (%.2f s)", out, run.step, time.perf_counter() - t0)
+        last_save = time.perf_counter()
+        _barrier(procs)
+
+    bar = _progress_bar(progress, procs, total=min(config.max_steps or math.inf,
+                                                   config.epochs * per_epoch), initial=run.step)
+    stop: str | None = None
+    nan_loss: float | None = None
+    try:
+        while run.epoch <= config.epochs and stop is None:
+            model.train()
+            if run.position == 0 or carried is None:
+                carried = model.init_state(rows.rows, device)
+            t_mark = time.perf_counter()
+            while not rows.done(run.position):
+                if config.max_steps and run.step >= config.max_steps:
+                    stop = "max_steps"       # a resumed run that had reached its budget
+                    break
+                lr = learning_rate(run.step, config, run.plateau_decays)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                x, y = rows.window(run.position, window_length(run.step, config), device)
+                loss, new_state = window_loss(net, x, y, detach_state(carried), use_bf16)
+                flags = 0
+                if procs.main:
+                    if config.max_minutes and now_elapsed() >= config.max_minutes * 60:
+                        flags |= TIME_UP
+                    if config.save_minutes and (time.perf_counter() - last_save
+                                                >= config.save_minutes * 60):
+                        flags |= SAVE_DUE
+                loss_value, flags = _step_sync(loss, flags, procs)
+                if not math.isfinite(loss_value):
+                    nan_loss, stop = loss_value, "nan"     # state and weights stay as before
+                    break
+                carried = new_state
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 optimizer.step()
-                loss_sum += loss.detach()
-                tokens += y.numel()
-                epoch_steps += 1
-                step += 1
-                if config.log_every and step % config.log_every == 0:
-                    log.info("epoch %d step %d: train loss %.3f, %.0f tokens/s", epoch, step,
-                             loss.item(), tokens / (time.perf_counter() - t0))
-                if config.max_steps and step >= config.max_steps:
+                if segment["startup_seconds"] is None:
+                    sync_device()
+                    segment["startup_seconds"] = round(time.perf_counter() - entered, 3)
+                run.position += y.shape[1]
+                run.step += 1
+                run.epoch_steps += 1
+                run.loss_sum += loss_value
+                run.loss_steps += 1
+                run.tokens += y.numel() * procs.world
+                run.since_tokens += y.numel() * procs.world
+                if bar is not None:
+                    bar.update(1)
+                    seconds = run.since_seconds + time.perf_counter() - t_mark
+                    bar.set_postfix(epoch=run.epoch, loss=f"{loss_value:.3f}",
+                                    tok_s=f"{run.since_tokens / max(seconds, 1e-9):.0f}",
+                                    refresh=False)
+                elif config.log_every and run.step % config.log_every == 0:
+                    log.info("epoch %d step %d: train loss %.3f", run.epoch, run.step,
+                             loss_value)
+                if config.max_steps and run.step >= config.max_steps:
+                    stop = "max_steps"
+                elif flags & TIME_UP:
+                    stop = "max_minutes"
+                at_end = rows.done(run.position)
+                if config.eval_every and run.step % config.eval_every == 0 and not at_end:
+                    sync_device()
+                    run.since_seconds += time.perf_counter() - t_mark
+                    run.train_seconds += time.perf_counter() - t_mark
+                    evaluate_now(epoch_end=False)
+                    stop = stop or budget_stop()
+                    t_mark = time.perf_counter()
+                if not at_end and (stop or flags & SAVE_DUE or (
+                        config.save_every and run.step % config.save_every == 0)):
+                    sync_device()
+                    run.since_seconds += time.perf_counter() - t_mark
+                    run.train_seconds += time.perf_counter() - t_mark
+                    if stop and run.evaluated_step != run.step:
+                        evaluate_now(epoch_end=False)
+                    save("running")
+                    t_mark = time.perf_counter()
+                if stop:
                     break
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds = time.perf_counter() - t0
-            train_seconds += seconds
-            train_loss = float(loss_sum) / max(1, epoch_steps)
-            record: dict[str, Any] = {
-                "epoch": epoch, "steps": epoch_steps, "train_loss": train_loss,
-                "train_ppl": math.exp(min(train_loss, 50)),
-                "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
-                "tokens_per_s": round(tokens / seconds, 1),
-            }
-            if have_valid:
-                nll, count = stream_nll_torch(model, valid_ids, config.eval_batch_size,
-                                              device=device)
-                record["valid_ppl"] = math.exp(nll / count)
-            record["elapsed"] = round(time.perf_counter() - started, 3)
-            history.append(record)
-            log.info("epoch %d: train ppl %.2f, valid ppl %s, %.0f tokens/s, %.1f s", epoch,
-                     record["train_ppl"], f"{record.get('valid_ppl', float('nan')):.2f}",
-                     record["tokens_per_s"], seconds)
-            score = record.get("valid_ppl", -epoch)
-            if score < best:
-                best, best_epoch = score, epoch
-                save_weights(model, tmp / WEIGHTS)
-            else:
-                for group in optimizer.param_groups:
-                    group["lr"] *= config.lr_decay
-            with open(tmp / METRICS, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-            if config.max_steps and step >= config.max_steps:
+            if stop == "nan":
                 break
-        shutil.copyfile(Path(data_dir) / data["tokenizer"], tmp / TOKENIZER)
-        test_ppl = None
+            sync_device()
+            if rows.done(run.position):
+                run.since_seconds += time.perf_counter() - t_mark
+                run.train_seconds += time.perf_counter() - t_mark
+                if run.evaluated_step != run.step:
+                    evaluate_now(epoch_end=True)
+                stop = stop or budget_stop()
+                run.epoch += 1
+                run.position = 0
+                run.epoch_steps = 0
+                save("running", curve=True)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    if stop == "nan":
+        first_state = not saved_steps
+        save("stopped", reason=f"loss became {nan_loss} at step {run.step + 1}", curve=True,
+             state=first_state)
+        saved_step = saved_steps[-1]
+        _finish(procs)
+        raise TrainingStopped(
+            f"training stopped: the loss became {nan_loss} at step {run.step + 1} (epoch "
+            f"{run.epoch}); {out} keeps the last good checkpoint (step {saved_step}"
+            f"{', saved now' if first_state else ''}); lower --lr or --clip and continue with "
+            f"`pocketlm train --resume {out} --lr ...`, or start again")
+
+    test_ppl = None
+    if procs.main:
+        t0 = time.perf_counter()
         test_ids = load_split(data_dir, "test", data)
         if len(test_ids) // config.eval_batch_size >= 2:
-            load_weights(model, tmp / WEIGHTS)
-            nll, count = stream_nll_torch(model, test_ids, config.eval_batch_size, device=device)
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                best_model = RNNLM(model_config).to(device)   # leaves the saved RNG as it was
+            load_weights(best_model, out / WEIGHTS)
+            nll, count = stream_nll_torch(best_model, test_ids, config.eval_batch_size,
+                                          device=device, max_tokens=config.eval_tokens)
             test_ppl = math.exp(nll / count)
-        best_record = history[best_epoch - 1]
-        body = {
-            "model": asdict(model_config),
-            "config": asdict(config),
-            "data": {"path": str(Path(data_dir).resolve()),
-                     "manifest_sha256": sha256_file(Path(data_dir) / "manifest.json"),
-                     "vocab_size": data["vocab_size"], "splits": {
-                         s: {"tokens": v["tokens"]} for s, v in data["splits"].items()}},
-            "state": {"names": list(model.cell.state_names),
-                      "shape": [model_config.layers, "batch", model_config.hidden_size]},
-            "parameters": n_params,
-            "metrics": {"best_epoch": best_epoch, "valid_ppl": best_record.get("valid_ppl"),
-                        "test_ppl": test_ppl, "epochs": len(history), "steps": step,
-                        "train_seconds": round(train_seconds, 3),
-                        "tokens_per_s": round(sum(h["tokens_per_s"] * h["seconds"]
-                                                  for h in history) / max(train_seconds, 1e-9),
-                                              1)},
-            "environment": environment(device),
-            "precision": "bf16" if use_bf16 else "fp32",
-            "versions": package_versions("torch", "safetensors", "numpy"),
-        }
-        manifest = write_manifest(tmp, "checkpoint", body, [WEIGHTS, TOKENIZER, METRICS])
-    log.info("train: best valid ppl %s at epoch %d; test ppl %s", best_record.get("valid_ppl"),
-             best_epoch, test_ppl)
+        run.eval_seconds += time.perf_counter() - t0
+    reason = stop or "epochs"
+    save("finished", reason=reason, curve=True, final_metrics={"test_ppl": test_ppl})
+    manifest = read_manifest(out, "checkpoint", verify=False)
+    _finish(procs)
+    metrics = manifest["metrics"]
+    log.info("train: stopped by %s at step %d; best valid ppl %s at step %d; test ppl %s",
+             reason, run.step, metrics["valid_ppl"], run.best_step, test_ppl)
     return manifest
 
 
-def save_weights(model: RNNLM, path: Path) -> None:
-    """Write the weights as safetensors: contiguous CPU copies (cuDNN packs RNN weights into one
-    shared buffer, which safetensors refuses), the tied decoder weight stored once."""
-    from safetensors.torch import save_file
+def _finish(procs: Processes) -> None:
+    if procs.world > 1:
+        import torch.distributed as dist
 
-    tensors = {name: t.detach().to("cpu", copy=True).contiguous()
-               for name, t in model.state_dict().items()
-               if not (model.config.tied and name == "decoder.weight")}
-    save_file(tensors, str(path), metadata={"format": "pt", "producer": "pocketlm"})
-    os.chmod(path, umask_mode(0o666))  # safetensors creates 0600; match the folder's other files
+        dist.barrier()
+        dist.destroy_process_group()
 
 
-def load_weights(model: RNNLM, path: Path) -> None:
-    """Load weights written by :func:`save_weights` into ``model`` (on any device)."""
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
-    result = model.load_state_dict(tensors, strict=False)
-    missing = set(result.missing_keys)
-    # A tied matrix is stored under one of its two names (safetensors' save_model keeps
-    # decoder.weight, save_weights embedding.weight): one may be absent, not both.
-    shared = {"decoder.weight", "embedding.weight"}
-    if model.config.tied and len(missing & shared) == 1:
-        missing -= shared
-    if missing or result.unexpected_keys:
-        raise PocketLMError(f"{path}: weights do not match the model (missing "
-                            f"{sorted(missing)}, unexpected {sorted(result.unexpected_keys)})")
-
-
-def load_checkpoint(checkpoint_dir: str | os.PathLike[str],
-                    device: str | torch.device = "cpu") -> tuple[RNNLM, dict[str, Any]]:
-    """Rebuild the model a checkpoint folder describes and load its weights (no pickle)."""
-    manifest = read_manifest(checkpoint_dir, "checkpoint")
-    model = RNNLM(ModelConfig(**manifest["model"]))
+def _progress_bar(progress: bool | None, procs: Processes, total: float, initial: int) -> Any:
+    if progress is None:
+        progress = sys.stderr.isatty() and logging.getLogger("pocketlm").isEnabledFor(
+            logging.INFO)
+    if not progress or not procs.main:
+        return None
     try:
-        load_weights(model, Path(checkpoint_dir) / WEIGHTS)
-    except Exception as exc:
-        raise PocketLMError(f"{Path(checkpoint_dir) / WEIGHTS}: weights do not fit the model "
-                            f"in its manifest ({exc}); re-run pocketlm train") from exc
-    model.to(device).eval()
-    return model, manifest
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=None if math.isinf(total) else int(total), initial=initial, unit="step",
+                file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+
+def _data_reference(data_dir: str | os.PathLike[str], data: dict[str, Any]) -> dict[str, Any]:
+    return {"path": str(Path(data_dir).resolve()),
+            "manifest_sha256": sha256_file(Path(data_dir) / "manifest.json"),
+            "vocab_size": data["vocab_size"],
+            "splits": {s: {"tokens": v["tokens"]} for s, v in data["splits"].items()}}
+
+
+def _manifest_body(config: TrainConfig, model_config: ModelConfig,
+                   data_dir: str | os.PathLike[str], data: dict[str, Any], model: RNNLM,
+                   n_params: int, run: RunState, procs: Processes, use_bf16: bool, status: str,
+                   reason: str | None, final_metrics: dict[str, Any] | None,
+                   segment: dict[str, Any]) -> dict[str, Any]:
+    best = next((r for r in run.history if r["step"] == run.best_step), {})
+    return {
+        "model": asdict(model_config),
+        "config": asdict(config),
+        "data": _data_reference(data_dir, data),
+        "state": {"names": list(model.cell.state_names),
+                  "shape": [model_config.layers, "batch", model_config.hidden_size]},
+        "parameters": n_params,
+        "status": {"state": status, "reason": reason, "step": run.step, "epoch": run.epoch,
+                   "resumes": run.resumes, "processes": procs.world, **segment},
+        "metrics": {"best_epoch": run.best_epoch, "best_step": run.best_step,
+                    "valid_ppl": best.get("valid_ppl"),
+                    "test_ppl": (final_metrics or {}).get("test_ppl"),
+                    "epochs": max((r["epoch"] for r in run.history), default=0),
+                    "steps": run.step, "train_seconds": round(run.train_seconds, 3),
+                    "eval_seconds": round(run.eval_seconds, 3),
+                    "elapsed": round(run.elapsed, 3),
+                    "tokens_per_s": round(run.tokens / max(run.train_seconds, 1e-9), 1)},
+        "environment": environment(procs.device),
+        "precision": "bf16" if use_bf16 else "fp32",
+        "versions": package_versions("torch", "safetensors", "numpy"),
+    }
+
+
+if __name__ == "__main__":   # torchrun --nproc-per-node N -m pocketlm.pipeline.train ...
+    from .cli import train_main
+
+    train_main()

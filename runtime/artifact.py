@@ -32,6 +32,12 @@ SPECIAL_TOKENS = (UNK_TOKEN, EOS_TOKEN)
 #: The artifact kinds, in pipeline order.
 KINDS = ("data", "checkpoint", "model")
 
+#: The files of a checkpoint folder (see docs/artifacts.md); ``curve`` is absent without
+#: matplotlib. Export reads ``weights`` and ``tokenizer``; ``last`` is what a resume reads.
+CHECKPOINT_FILES = {"weights": "model.safetensors", "last": "last.safetensors",
+                    "tokenizer": "tokenizer.json", "metrics": "metrics.jsonl",
+                    "curve": "curve.png"}
+
 
 class PocketLMError(Exception):
     """Base class of the errors pocketlm raises for bad input; the message names the fix."""

@@ -95,13 +95,18 @@ def test_validation_improves_over_epochs(toy_checkpoint: Path) -> None:
 
 
 def test_checkpoint_folder(toy_checkpoint: Path, toy_data: Path) -> None:
-    """The folder holds exactly the manifest, weights, tokenizer and metrics; the manifest is a
-    checkpoint with the model config, data reference and one metrics line per epoch."""
+    """The folder holds exactly the manifest, best weights, training state, tokenizer, metrics
+    and curve; the manifest is a finished checkpoint with the model config, data reference and
+    one metrics line per epoch."""
     manifest = read_manifest(toy_checkpoint, "checkpoint")
     assert manifest["kind"] == "checkpoint"
-    assert sorted(p.name for p in toy_checkpoint.iterdir()) == [
-        "manifest.json", "metrics.jsonl", "model.safetensors", "tokenizer.json"]
-    assert set(manifest["files"]) == {"model.safetensors", "tokenizer.json", "metrics.jsonl"}
+    files = ["curve.png", "last.safetensors", "metrics.jsonl", "model.safetensors",
+             "tokenizer.json"]
+    assert sorted(p.name for p in toy_checkpoint.iterdir()) == sorted(["manifest.json", *files])
+    assert sorted(manifest["files"]) == files
+    assert manifest["status"]["state"] == "finished"
+    assert manifest["status"]["reason"] == "epochs"
+    assert (toy_checkpoint / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = read_manifest(toy_data, "data")
     assert manifest["model"] == {"vocab_size": data["vocab_size"], "cell": "lstm", "layers": 1,
                                  "embedding_size": 24, "hidden_size": 24, "dropout": 0.0,
