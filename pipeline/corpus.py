@@ -114,7 +114,7 @@ class Corpus:
         names = self.source.get("split_names", {})
         rules = {}
         for split in SPLITS:
-            if split in self.parts:
+            if split in self.parts or (split == "train" and not self.carve):
                 rules[split] = f"source split {names.get(split, split)!r}"
             else:
                 rule = line_rule_text(split, self.every, self.carve)
@@ -461,7 +461,10 @@ def load_corpus(data_files: tuple[str, ...] = (), dataset: str | None = None,
     for split, ds in parts.items():
         columns = ds.column_names
         if columns is None:  # some streamed datasets learn their columns from the first row
-            columns = list(next(iter(ds), {}))
+            try:
+                columns = list(next(iter(ds), {}))
+            except Exception as exc:
+                raise read_error(exc, source) from exc
         if text_column not in columns:
             raise PocketLMError(f"{where}: no column {text_column!r} (columns: "
                                 f"{', '.join(columns)}); choose one with --text-column")

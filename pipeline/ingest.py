@@ -353,6 +353,12 @@ def _split_entry(split: str, stats: SplitStats, guard: LineCounts, dtype: np.dty
     }
 
 
+def _emptied(split: str, config: IngestConfig) -> PocketLMError:
+    return PocketLMError(f"the {split} split is empty after the long-line guard "
+                         f"(--max-line-chars {config.max_line_chars}, --long-lines "
+                         f"{config.long_lines}); raise the limit or use --long-lines split")
+
+
 def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = False,
            corpus: Corpus | None = None, force: bool = False) -> dict[str, Any]:
     """Run the ingest stage into ``out`` (written atomically); return the manifest.
@@ -388,6 +394,8 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
         tokenizer = build_tokenizer(train_lines, config.vocab_size, config.min_frequency,
                                     config.lowercase, fold_numbers=config.fold_numbers)
     vocab_size = tokenizer.get_vocab_size()
+    if guard["train"].dropped and vocab_size <= len(SPECIAL_TOKENS):
+        raise _emptied("train", config)
     if vocab_size <= len(SPECIAL_TOKENS):
         raise PocketLMError("the train split has no words; pass a larger corpus")
     dtype = np.dtype(np.uint16 if vocab_size <= np.iinfo(np.uint16).max + 1 else np.uint32)
@@ -415,11 +423,8 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
         splits = {s: _split_entry(s, stats[s], guard[s], dtype, rules[s]) for s in SPLITS}
         for split in SPLITS:
             if splits[split]["lines"] == 0:
-                if split in corpus.parts or split == "train":
-                    raise PocketLMError(f"the {split} split is empty after the long-line guard "
-                                        f"(--max-line-chars {config.max_line_chars}, --long-lines "
-                                        f"{config.long_lines}); raise the limit or use "
-                                        f"--long-lines split")
+                if split in corpus.parts or guard[split].dropped:
+                    raise _emptied(split, config)
                 log.warning("the %s split is empty (the corpus has fewer than %d lines)",
                             split, config.split_every)
         body = {
