@@ -291,6 +291,8 @@ class _Writer:
         self.tokenizer, self.dtype, self.stats, self.lowercase = tokenizer, dtype, stats, lowercase
         self.fh = open(path, "wb")
         self.buffer: list[str] = []
+        # without character offsets (faster); the lines holding <unk> are encoded again with them
+        self.encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
 
     def add(self, line: str) -> None:
         self.buffer.append(line)
@@ -301,7 +303,7 @@ class _Writer:
         lines, self.buffer = self.buffer, []
         if not lines:
             return
-        encodings = self.tokenizer.encode_batch(lines)
+        encodings = self.encode(lines)
         flat_list: list[int] = []
         lengths = np.empty(len(lines), dtype=np.int64)
         for j, enc in enumerate(encodings):
@@ -321,8 +323,11 @@ class _Writer:
             ends = np.cumsum(lengths)
             which = np.searchsorted(ends, unk, side="right")
             positions = unk - (ends - lengths)[which]
+            unk_lines = sorted(set(which.tolist()))
+            offsets = dict(zip(unk_lines, (e.offsets for e in self.tokenizer.encode_batch(
+                [lines[j] for j in unk_lines]))))
             for j, k in zip(which.tolist(), positions.tolist()):
-                start, end = encodings[j].offsets[k]
+                start, end = offsets[j][k]
                 word = unicodedata.normalize("NFKC", lines[j][start:end])
                 word = word.lower() if self.lowercase else word
                 if word in st.unk_words or len(st.unk_words) < UNK_TYPES_MAX:
