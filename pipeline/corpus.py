@@ -35,7 +35,7 @@ import codecs
 import glob
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,15 +201,9 @@ class Corpus:
 
     def split_lines(self, split: str, every: int | None = None) -> Iterator[str]:
         """The lines of one split (see the module docstring for the rules)."""
-        corpus = self if every is None else _replace(self, every=every)
+        corpus = self if every is None else replace(self, every=every)
         for _, line in corpus.records((split,)):
             yield line
-
-
-def _replace(corpus: Corpus, **changes: Any) -> Corpus:
-    from dataclasses import replace
-
-    return replace(corpus, **changes)
 
 
 def kjv_path() -> Path:

@@ -375,17 +375,17 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
     """
     started = time.perf_counter()
     out = Path(out)
-    print_ = fingerprint(config)
+    fp = fingerprint(config)
     existing = _existing_run(out) if out.is_dir() else None
-    if existing is not None and existing.get("fingerprint") == print_ and corpus is None:
+    if existing is not None and existing.get("fingerprint") == fp and corpus is None:
         if not force:
             log.info("%s already holds this ingest (fingerprint %s: same source and settings); "
-                     "reusing it (--force rebuilds)", out, print_)
+                     "reusing it (--force rebuilds)", out, fp)
             return {**existing, "reused": True}
         overwrite = True
     elif existing is not None and not overwrite:
         raise PocketLMError(f"{out}: holds a different ingest run (fingerprint "
-                            f"{existing.get('fingerprint')}, this one {print_}); pass "
+                            f"{existing.get('fingerprint') or 'none'}, this one {fp}); pass "
                             f"--overwrite to replace it or choose another --out")
     check_output_folder(out, overwrite)
     if corpus is None:
@@ -434,7 +434,7 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
                             split, config.split_every)
         body = {
             "config": asdict(config),
-            "fingerprint": print_,
+            "fingerprint": fp,
             "source": corpus.source,
             "split_rule": "; ".join(f"{s}: {rules[s]}" for s in SPLITS),
             "vocab_size": vocab_size,
