@@ -77,7 +77,8 @@ def _ingest_options(f: Any) -> Any:
         name = option_name(fld.name)
         kwargs: dict[str, Any] = {"help": meta["help"], "show_default": default not in ((), None)}
         if fld.type.startswith("tuple"):
-            option = click.option(name, fld.name, multiple=True, help=meta["help"])
+            option = click.option(name, fld.name, multiple=True, metavar="FILE",
+                                  help=meta["help"])
         elif "flag" in meta:
             option = click.option(meta["flag"], fld.name, default=default, **kwargs)
         elif "choices" in meta:
