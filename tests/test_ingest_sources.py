@@ -42,7 +42,7 @@ def write(path: Path, lines: list[str]) -> Path:
     if kind == ".txt":
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     elif kind == ".jsonl":
-        path.write_text("".join(json.dumps({"id": i, "text": line}) + "\n"
+        path.write_text("".join(json.dumps({"id": i, "text": line}, ensure_ascii=False) + "\n"
                                 for i, line in enumerate(lines)), encoding="utf-8")
     elif kind == ".csv":
         with open(path, "w", encoding="utf-8", newline="") as fh:
@@ -341,15 +341,22 @@ def test_long_line_guard(mode: str, tmp_path: Path) -> None:
     assert "long split/dropped" in text
 
 
-def test_encoding_option(tmp_path: Path) -> None:
-    """--encoding reads a latin-1 file; without it the file is refused naming the option."""
-    corpus = tmp_path / "latin.txt"
-    corpus.write_bytes("café crème\nnaïve façade\n".encode("latin-1") * 5)
-    manifest = ingest(IngestConfig(data_files=(str(corpus),), encoding="latin-1"),
-                      tmp_path / "data")
+@pytest.mark.parametrize("kind", [".txt", ".jsonl", ".csv"])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_encoding_option(kind: str, streaming: bool, tmp_path: Path) -> None:
+    """--encoding reads a latin-1 file of each text kind; without it the file is refused
+    naming the option."""
+    corpus = write(tmp_path / f"latin{kind}", ["café crème", "naïve façade"] * 5)
+    corpus.write_bytes(corpus.read_text(encoding="utf-8").encode("latin-1"))
+    config = IngestConfig(data_files=(str(corpus),), encoding="latin-1", streaming=streaming)
+    manifest = ingest(config, tmp_path / "data")
     vocab = Tokenizer.from_file(str(tmp_path / "data" / "tokenizer.json")).get_vocab()
     assert {"café", "crème", "naïve"} <= set(vocab)
     assert manifest["source"]["encoding"] == "latin-1"
+    with pytest.raises(PocketLMError, match="--encoding") as info:
+        ingest(dataclasses.replace(config, encoding="utf-8"), tmp_path / "utf8")
+    assert str(corpus) in str(info.value)
+    assert not (tmp_path / "utf8").exists()
 
 
 # --- the report ----------------------------------------------------------------------------------
