@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from pocketlm.runtime.artifact import (MANIFEST, SPECIAL_TOKENS, UNK_ID, UNK_TOKEN,
-                                       EOS_ID, EOS_TOKEN, ArtifactError, PocketLMError,
+from pocketlm.runtime.artifact import (EOS_ID, EOS_TOKEN, MANIFEST, SPECIAL_TOKENS, UNK_ID,
+                                       UNK_TOKEN, ArtifactError, PocketLMError,
                                        atomic_folder, check_output_folder, package_versions,
                                        read_manifest, write_manifest)
 
@@ -216,12 +216,12 @@ def _existing_run(out: Path) -> dict[str, Any] | None:
 # --- the vocabulary ------------------------------------------------------------------------------
 
 
-def build_tokenizer(lines: Iterable[str] | Iterable[list[str]], vocab_size: int, min_frequency: int = 1,
-                    lowercase: bool = True, length: int | None = None,
+def build_tokenizer(lines: Iterable[str] | Iterable[list[str]], vocab_size: int,
+                    min_frequency: int = 1, lowercase: bool = True, length: int | None = None,
                     fold_numbers: bool = False) -> Any:
-    """Train a WordLevel tokenizer on ``lines`` (strings, or lists of them): ``<unk>`` = 0, ``<eos>`` = 1, then words by
-    frequency. Words are split on whitespace and punctuation after NFKC (and lowercasing, and
-    number folding: every number becomes the word ``<num>``)."""
+    """Train a WordLevel tokenizer on ``lines`` (strings, or lists of them): ``<unk>`` = 0,
+    ``<eos>`` = 1, then words by frequency. Words are split on whitespace and punctuation after
+    NFKC (and lowercasing, and number folding: every number becomes the word ``<num>``)."""
     from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
     from tokenizers.models import WordLevel
     from tokenizers.trainers import WordLevelTrainer
