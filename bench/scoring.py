@@ -41,15 +41,11 @@ def test_sentences(data_dir: Path) -> tuple[list[str], bool]:
     """The test split's lines as text, and whether they tokenise to exactly ``test.bin``."""
     from tokenizers import Tokenizer
 
-    from pocketlm.pipeline.corpus import load_corpus
-    from pocketlm.pipeline.ingest import load_split
+    from pocketlm.pipeline.ingest import IngestConfig, load_split
     from pocketlm.runtime import EOS_ID, read_manifest
 
     dm = read_manifest(data_dir, "data")
-    cfg = dm["config"]
-    corpus = load_corpus(tuple(cfg["data_files"]), cfg["dataset"], cfg["dataset_split"],
-                         cfg["dataset_config"], cfg["text_column"])
-    lines = list(corpus.split_lines("test", cfg["split_every"]))
+    lines = list(IngestConfig.from_manifest(dm["config"]).corpus().split_lines("test"))
     tok = Tokenizer.from_file(str(data_dir / dm["tokenizer"]))
     ids = [i for enc in tok.encode_batch(lines) for i in (*enc.ids, EOS_ID)]
     stream = np.asarray(load_split(data_dir, "test", dm), dtype=np.int64)

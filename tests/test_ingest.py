@@ -150,9 +150,11 @@ def test_manifest_fields(toy_data: Path, toy_corpus: Path) -> None:
         data = (toy_data / name).read_bytes()
         assert entry["bytes"] == len(data)
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-    config = asdict(IngestConfig(data_files=(str(toy_corpus),), vocab_size=100))
-    config["data_files"] = list(config["data_files"])
+    config = json.loads(json.dumps(asdict(IngestConfig(data_files=(str(toy_corpus),),
+                                                       vocab_size=100))))
     assert manifest["config"] == config
+    assert IngestConfig.from_manifest(manifest["config"]) == IngestConfig(
+        data_files=(str(toy_corpus),), vocab_size=100)
     assert manifest["source"]["type"] == "files"
     assert manifest["source"]["rows"] == 600
     assert "i % 20 == 18" in manifest["split_rule"]
