@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from pocketlm.runtime.cli import json_option as _json_option
 from pocketlm.runtime.cli import load_model as _load
 from pocketlm.runtime.cli import overwrite_option as _overwrite_option
 from pocketlm.runtime.cli import precision_option as _precision_option
+from pocketlm.runtime.cli import setup_logging as _setup_logging
 from pocketlm.runtime.cli import threads_option as _threads_option
 
 #: The stage commands (`stages` below); `pocketlm.runtime.cli.cli` serves them with its logging

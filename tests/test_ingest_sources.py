@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer
 
-from pocketlm.pipeline.cli import cli
+from pocketlm.pipeline.cli import cli, stages
 from pocketlm.pipeline.corpus import SPLITS, line_split
 from pocketlm.pipeline.ingest import (IngestConfig, fingerprint, ingest, load_split,
                                       option_name, report)
@@ -390,7 +390,7 @@ def test_report_and_stats(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["ingest", "run"])
 def test_every_config_field_is_an_option(command: str) -> None:
     """ingest and run take one option per IngestConfig field, with the field's default."""
-    params = {p.name: p for p in cli.commands[command].params}
+    params = {p.name: p for p in stages.commands[command].params}
     for f in dataclasses.fields(IngestConfig):
         assert f.name in params, f.name
         option = params[f.name]
