@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pocketlm.pipeline.model import RNNLM
@@ -67,9 +66,9 @@ class ScoreGraph(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         start = torch.full_like(tokens[:, :1], EOS_ID)
         inputs = torch.cat([start, tokens[:, :-1]], dim=1)             # (B, L)
-        logits, _ = self.model(inputs)                                   # (B, L, V)
-        logprobs = F.log_softmax(logits, dim=-1)
-        picked = logprobs.gather(2, tokens.unsqueeze(2)).squeeze(2)      # (B, L)
+        features, _ = self.model.features(inputs)                        # (B, L, D)
+        # the output layer picks each target's log-probability without a [B, L, V] tensor
+        picked = self.model.target_logprob(features, tokens)             # (B, L)
         positions = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
         return torch.where(positions < lengths.unsqueeze(1), picked, torch.zeros_like(picked))
 
@@ -83,8 +82,8 @@ class StepGraph(nn.Module):
         self.eval()
 
     def forward(self, token: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, new_state = self.model(token.unsqueeze(1), tuple(state))  # (B, 1, V)
-        return (F.log_softmax(logits[:, 0], dim=-1), *new_state)
+        features, new_state = self.model.features(token.unsqueeze(1), tuple(state))  # (B, 1, D)
+        return (self.model.decoder.log_probs(features[:, 0]), *new_state)           # (B, V)
 
 
 def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,

@@ -51,7 +51,6 @@ def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: in
                      device: str | torch.device = "cpu") -> tuple[float, int]:
     """Summed negative log-likelihood (nats) and prediction count of a stream, with torch."""
     import torch
-    import torch.nn.functional as F
 
     rows = torch.from_numpy(batchify(stream, batch)).to(device)
     was_training = model.training
@@ -63,9 +62,8 @@ def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: in
             x = rows[:, i:i + bptt]
             y = rows[:, i + 1:i + 1 + bptt]
             x = x[:, :y.shape[1]]
-            logits, state = model(x, state)
-            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                     y.reshape(-1), reduction="sum").double()
+            features, state = model.features(x, state)                  # (B, T, D)
+            total -= model.target_logprob(features, y).double().sum()
     model.train(was_training)
     return float(total), batch * (rows.shape[1] - 1)
 

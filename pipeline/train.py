@@ -25,16 +25,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_output_folder,
-                                       package_versions, read_manifest, sha256_file,
-                                       umask_mode, write_manifest)
+from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder,
+                                       check_output_folder, package_versions, read_manifest,
+                                       sha256_file, umask_mode, write_manifest)
 
 from .cells import CELLS
 from .evaluate import batchify, stream_nll_torch
 from .ingest import load_split
 from .model import RNNLM, ModelConfig, detach_state
+from .outputs import check_frequency_order, get_output
+from .recipe import WeightAverage, epoch_windows, lr_at, stream_windows, verse_windows
 
 log = logging.getLogger(__name__)
 WEIGHTS, METRICS, TOKENIZER = "model.safetensors", "metrics.jsonl", "tokenizer.json"
@@ -65,8 +66,33 @@ class TrainConfig:
     max_steps: int = 0
     eval_batch_size: int = 10
     log_every: int = 200
+    # output layer (pipeline/outputs.py), regularisation (model.py) and recipe (recipe.py)
+    output: str = "full"
+    cutoffs: tuple[int, ...] = ()
+    div_value: float = 4.0
+    input_dropout: float | None = None
+    embed_dropout: float = 0.0
+    ar: float = 0.0
+    windows: str = "stream"
+    vary_bptt: bool = False
+    schedule: str = "plateau"
+    warmup: int = 0
+    lr_floor: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cutoffs", tuple(int(c) for c in self.cutoffs))
+        get_output(self.output)
+        if self.windows not in ("stream", "verse"):
+            raise PocketLMError(f"--windows {self.windows!r}: use stream or verse")
+        if self.schedule not in ("plateau", "cosine"):
+            raise PocketLMError(f"--schedule {self.schedule!r}: use plateau or cosine")
+        for option, value in (("--ar", self.ar), ("--warmup", self.warmup)):
+            if value < 0:
+                raise PocketLMError(f"{option} {value} must be >= 0")
+        for option, value in (("--lr-floor", self.lr_floor), ("--ema", self.ema)):
+            if not 0.0 <= value < 1.0:
+                raise PocketLMError(f"{option} {value} must be in [0, 1)")
         if self.cell not in CELLS:
             raise PocketLMError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         if self.optimizer not in ("adamw", "sgd"):
@@ -83,7 +109,11 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, cell=self.cell, layers=self.layers,
                            embedding_size=self.embedding_size, hidden_size=self.hidden_size,
-                           dropout=self.dropout, tied=self.tied)
+                           dropout=self.dropout, tied=self.tied, output=self.output,
+                           cutoffs=self.cutoffs, div_value=self.div_value,
+                           input_dropout=(self.dropout if self.input_dropout is None
+                                          else self.input_dropout),
+                           embed_dropout=self.embed_dropout)
 
 
 #: Named starting points. ``tiny`` runs one KJV epoch in a few minutes on a 2-core CPU;
@@ -154,22 +184,32 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     model_config = config.model_config(int(data["vocab_size"]))
+    if get_output(model_config.output).uses_cutoffs:
+        check_frequency_order(np.bincount(train_ids, minlength=model_config.vocab_size))
     model = RNNLM(model_config).to(device)
     optimizer = _optimizer(model, config)
     rows = torch.from_numpy(batchify(train_ids, config.batch_size)).to(device)   # (B, N)
+    stream = torch.from_numpy(np.asarray(train_ids, dtype=np.int64)).to(device)  # (N,)
+    starts = torch.from_numpy(np.flatnonzero(np.asarray(train_ids)[:-1] == EOS_ID)).to(device)
+    rng = np.random.default_rng(config.seed)
     have_valid = len(valid_ids) // config.eval_batch_size >= 2
     if not have_valid:
         log.warning("validation split too small to evaluate; keeping the last epoch")
-    windows = range(0, rows.shape[1] - 1, config.bptt)
+    per_epoch = epoch_windows(len(train_ids), rows.shape[1], config.batch_size, config.bptt,
+                              config.windows)
+    total_steps = config.max_steps or per_epoch * config.epochs
+    average = WeightAverage(model, config.ema) if config.ema else None
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("train: %s %dx%d (%.2fM parameters) on %s%s, %d windows of %dx%d per epoch",
-             config.cell, config.layers, config.hidden_size, n_params / 1e6, device,
-             " bf16" if use_bf16 else "", len(windows), config.batch_size, config.bptt)
+    log.info("train: %s %dx%d %s output (%.2fM parameters) on %s%s, %d %s windows of %dx%d "
+             "per epoch", config.cell, config.layers, config.hidden_size, config.output,
+             n_params / 1e6, device, " bf16" if use_bf16 else "", per_epoch, config.windows,
+             config.batch_size, config.bptt)
     history: list[dict[str, Any]] = []
     best: float = math.inf
     best_epoch = 0
     step = 0
     train_seconds = 0.0
+    peak_lr = config.lr
     started = time.perf_counter()
     with atomic_folder(out, overwrite) as tmp:
         for epoch in range(1, config.epochs + 1):
@@ -178,20 +218,23 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
             loss_sum = torch.zeros((), device=device)
             tokens = epoch_steps = 0
             t0 = time.perf_counter()
-            for i in windows:
-                x = rows[:, i:i + config.bptt]                                 # (B, T)
-                y = rows[:, i + 1:i + 1 + config.bptt]
-                x = x[:, :y.shape[1]]
-                state = detach_state(state)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    logits, state = model(x, state)                           # (B, T, V)
-                loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                       y.reshape(-1))
+            windows = (verse_windows(stream, starts, config.batch_size, config.bptt,
+                                     config.vary_bptt, rng) if config.windows == "verse" else
+                       stream_windows(rows, config.bptt, config.vary_bptt, rng))
+            for x, y, reset in windows:                                   # (B, T) each
+                state = model.init_state(x.shape[0], device) if reset else detach_state(state)
+                lr = lr_at(step, total_steps, peak_lr, config.warmup, config.schedule,
+                           config.lr_floor) * y.shape[1] / config.bptt
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss, state = _window_loss(model, x, y, state, config.ar, use_bf16, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 optimizer.step()
+                if average is not None:
+                    average.update()
                 loss_sum += loss.detach()
                 tokens += y.numel()
                 epoch_steps += 1
@@ -212,8 +255,9 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3),
                 "tokens_per_s": round(tokens / seconds, 1),
             }
+            evaluated = average.averaged() if average is not None else model
             if have_valid:
-                nll, count = stream_nll_torch(model, valid_ids, config.eval_batch_size,
+                nll, count = stream_nll_torch(evaluated, valid_ids, config.eval_batch_size,
                                               device=device)
                 record["valid_ppl"] = math.exp(nll / count)
             record["elapsed"] = round(time.perf_counter() - started, 3)
@@ -224,10 +268,9 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
             score = record.get("valid_ppl", -epoch)
             if score < best:
                 best, best_epoch = score, epoch
-                save_weights(model, tmp / WEIGHTS)
-            else:
-                for group in optimizer.param_groups:
-                    group["lr"] *= config.lr_decay
+                save_weights(evaluated, tmp / WEIGHTS)
+            elif config.schedule == "plateau":
+                peak_lr *= config.lr_decay
             with open(tmp / METRICS, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             if config.max_steps and step >= config.max_steps:
@@ -264,6 +307,19 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     log.info("train: best valid ppl %s at epoch %d; test ppl %s", best_record.get("valid_ppl"),
              best_epoch, test_ppl)
     return manifest
+
+
+def _window_loss(model: RNNLM, x: torch.Tensor, y: torch.Tensor, state: tuple[torch.Tensor, ...],
+                 ar: float, use_bf16: bool, device: torch.device
+                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Mean NLL of one window (plus ``ar`` times the mean squared feature, if set) and the
+    state after it."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        features, state = model.features(x, state)                      # (B, T, D)
+        loss = model.loss(features, y)
+    if ar:
+        loss = loss + ar * features.float().pow(2).mean()
+    return loss, state
 
 
 def save_weights(model: RNNLM, path: Path) -> None:
