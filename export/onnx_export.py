@@ -217,6 +217,7 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
             "vocab_size": cfg.vocab_size,
             "tokenizer": TOKENIZER,
             "model": asdict(cfg),
+            "output": model.output.describe(cfg.vocab_size, cfg.cutoffs, cfg.div_value),
             "graphs": graphs,
             "state": [{"name": n, "input": i, "output": o,
                        "shape": [cfg.layers, "batch", cfg.hidden_size]}
