@@ -165,6 +165,8 @@ def _train_options(f: Any) -> Any:
                      help="Locked dropout on the embeddings" + from_preset),
         click.option("--embed-dropout", type=float, default=None,
                      help="Fraction of words dropped from the embedding table" + from_preset),
+        click.option("--weight-dropout", type=float, default=None,
+                     help="DropConnect on hidden-to-hidden weights" + from_preset),
         click.option("--ar", type=float, default=None,
                      help="Activation regularisation weight" + from_preset),
         click.option("--windows", type=click.Choice(["stream", "verse"]), default=None,

@@ -14,12 +14,15 @@ Regularisation (all off in eval mode, so export and the runtime see the plain mo
 * ``input_dropout`` and ``dropout``: locked (variational) dropout, one mask per sequence shared
   over time, on the embeddings and on the top layer's outputs; ``dropout`` is also the stack's own
   dropout between layers;
+* ``weight_dropout``: DropConnect on the hidden-to-hidden matrices (Wan et al., 2013; the
+  AWD-LSTM's weight drop): each window runs the stack with a dropped copy of ``weight_hh_l*``;
 * activation regularisation is a training-loss term (see ``TrainConfig.ar``), computed on the
   features this module returns.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -49,6 +52,7 @@ class ModelConfig:
     div_value: float = 4.0
     input_dropout: float = 0.2
     embed_dropout: float = 0.0
+    weight_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         get_cell(self.cell)
@@ -57,7 +61,8 @@ class ModelConfig:
             raise PocketLMError("vocab size, layers, embedding and hidden sizes must be >= 1")
         for option, value in (("--dropout", self.dropout),
                               ("--input-dropout", self.input_dropout),
-                              ("--embed-dropout", self.embed_dropout)):
+                              ("--embed-dropout", self.embed_dropout),
+                              ("--weight-dropout", self.weight_dropout)):
             if not 0.0 <= value < 1.0:
                 raise PocketLMError(f"{option} {value} must be in [0, 1)")
         get_output(self.output).check(self.vocab_size, self.cutoffs, self.div_value)
@@ -116,14 +121,24 @@ class RNNLM(nn.Module):
         cfg = self.config
         x = embedding_dropout(self.embedding, tokens, cfg.embed_dropout, self.training)
         x = locked_dropout(x, cfg.input_dropout, self.training)     # (B, T, E)
-        if state is None:
-            out, new_state = self.rnn(x)                         # (B, T, H)
+        args = (x,) if state is None else (x, self.cell.to_torch(state))
+        if self.training and cfg.weight_dropout > 0:
+            out, new_state = self._weight_dropped(args)          # (B, T, H)
         else:
-            out, new_state = self.rnn(x, self.cell.to_torch(state))
+            out, new_state = self.rnn(*args)                     # (B, T, H)
         out = locked_dropout(out, cfg.dropout, self.training)
         if self.projection is not None:
             out = self.projection(out)                           # (B, T, E)
         return out, self.cell.from_torch(new_state)
+
+    def _weight_dropped(self, args: tuple) -> tuple[torch.Tensor, object]:
+        """The stack run with DropConnect on its hidden-to-hidden matrices (training only)."""
+        p = self.config.weight_dropout
+        dropped = {name: F.dropout(w, p, training=True)
+                   for name, w in self.rnn.named_parameters() if name.startswith("weight_hh")}
+        with warnings.catch_warnings():  # cuDNN: "weights are not part of single contiguous chunk"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.func.functional_call(self.rnn, dropped, args, strict=False)
 
     def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood (nats) of ``targets [B, T]`` given ``features [B, T, D]``."""

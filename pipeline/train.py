@@ -72,6 +72,7 @@ class TrainConfig:
     div_value: float = 4.0
     input_dropout: float | None = None
     embed_dropout: float = 0.0
+    weight_dropout: float = 0.0
     ar: float = 0.0
     windows: str = "stream"
     vary_bptt: bool = False
@@ -113,7 +114,8 @@ class TrainConfig:
                            cutoffs=self.cutoffs, div_value=self.div_value,
                            input_dropout=(self.dropout if self.input_dropout is None
                                           else self.input_dropout),
-                           embed_dropout=self.embed_dropout)
+                           embed_dropout=self.embed_dropout,
+                           weight_dropout=self.weight_dropout)
 
 
 #: Named starting points. ``tiny`` runs one KJV epoch in a few minutes on a 2-core CPU;

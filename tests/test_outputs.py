@@ -116,7 +116,7 @@ def test_kjv_vocabulary_is_in_frequency_order(kjv_data: Path) -> None:
 
 @pytest.mark.parametrize("kwargs, option", [
     ({"dropout": 1.0}, "--dropout"), ({"input_dropout": -0.1}, "--input-dropout"),
-    ({"embed_dropout": 1.5}, "--embed-dropout")])
+    ({"embed_dropout": 1.5}, "--embed-dropout"), ({"weight_dropout": 1.0}, "--weight-dropout")])
 def test_bad_dropout(kwargs: dict[str, float], option: str) -> None:
     with pytest.raises(PocketLMError, match=option):
         ModelConfig(vocab_size=V, **kwargs)  # type: ignore[arg-type]
@@ -153,7 +153,8 @@ def test_cli_one_line_errors(toy_data: Path, tmp_path: Path, args: list[str],
 def test_regularisation_is_training_only() -> None:
     """Embedding, input and output dropout change training-mode outputs but not eval-mode
     ones (so export sees the plain model); locked dropout shares one mask over time."""
-    model = make("adaptive", dropout=0.5, input_dropout=0.5, embed_dropout=0.3)
+    model = make("adaptive", dropout=0.5, input_dropout=0.5, embed_dropout=0.3,
+                 weight_dropout=0.5)
     x = torch.randint(0, V, (2, 9))
     model.eval()
     a, _ = model.features(x)
@@ -162,6 +163,12 @@ def test_regularisation_is_training_only() -> None:
     model.train()
     c, _ = model.features(x)
     assert not torch.allclose(a, c)
+    model.config = ModelConfig(**{**model.config.__dict__, "dropout": 0.0, "input_dropout": 0.0,
+                                  "embed_dropout": 0.0})
+    d, _ = model.features(x)           # weight dropout alone changes the training output
+    assert not torch.allclose(a, d)
+    d.sum().backward()
+    assert model.rnn.weight_hh_l0.grad is not None and model.rnn.weight_hh_l0.grad.abs().sum() > 0
     ones = torch.ones(3, 7, 5)
     dropped = locked_dropout(ones, 0.5, True)
     assert torch.equal(dropped, dropped[:, :1].expand_as(dropped))
