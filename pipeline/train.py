@@ -118,17 +118,29 @@ class TrainConfig:
                            weight_dropout=self.weight_dropout)
 
 
-#: Named starting points. ``tiny`` runs one KJV epoch in a few minutes on a 2-core CPU;
-#: ``medium`` is the classic 2x650 LSTM of Zaremba et al. / pytorch examples, tied.
+#: Named starting points (figures and wall times: docs/stages.md, "Presets").
+#:
+#: * ``tiny``: what ``pocketlm run`` trains; sized for a 2-core CPU and a few minutes. A fixed
+#:   number of steps (epochs x 381 verse windows), so it is deterministic, not wall-clock bound.
+#: * ``small``: the 2x200 LSTM of pytorch/examples' CPU default, with pocketlm's recipe.
+#: * ``medium``: GPU, fast: validation stream perplexity ~29 within seconds on an H100.
+#: * ``large``: GPU, quality: <= 25M parameters, the regularised recipe for a few minutes.
+_ADAPTIVE = dict(output="adaptive", cutoffs=(1000, 4000), div_value=4.0)
 PRESETS: dict[str, TrainConfig] = {
-    "tiny": TrainConfig(layers=1, embedding_size=128, hidden_size=128, dropout=0.1,
-                        batch_size=64, bptt=35, epochs=1, lr=5e-3),
-    "small": TrainConfig(layers=2, embedding_size=256, hidden_size=256, dropout=0.3,
-                         batch_size=32, bptt=35, epochs=6, lr=3e-3),
-    "medium": TrainConfig(layers=2, embedding_size=650, hidden_size=650, dropout=0.5,
-                          batch_size=64, bptt=35, epochs=15, lr=2e-3),
-    "large": TrainConfig(layers=2, embedding_size=1500, hidden_size=1500, dropout=0.65,
-                         batch_size=64, bptt=35, epochs=30, lr=1e-3),
+    "tiny": TrainConfig(layers=1, embedding_size=128, hidden_size=256, dropout=0.25,
+                        input_dropout=0.15, batch_size=64, bptt=35, epochs=10, lr=4e-3,
+                        windows="verse", schedule="cosine", warmup=100, **_ADAPTIVE),
+    "small": TrainConfig(layers=2, embedding_size=200, hidden_size=200, dropout=0.25,
+                         input_dropout=0.15, batch_size=64, bptt=35, epochs=6, lr=4e-3,
+                         schedule="cosine", warmup=100, **_ADAPTIVE),
+    "medium": TrainConfig(layers=2, embedding_size=650, hidden_size=650, dropout=0.4,
+                          input_dropout=0.3, batch_size=128, bptt=35, epochs=10, lr=3e-3,
+                          schedule="cosine", warmup=50, **_ADAPTIVE),
+    "large": TrainConfig(layers=2, embedding_size=400, hidden_size=1150, dropout=0.4,
+                         input_dropout=0.4, embed_dropout=0.1, weight_dropout=0.4, ar=1.0,
+                         batch_size=64, bptt=70, vary_bptt=True, epochs=40, lr=2e-3,
+                         schedule="cosine", warmup=200, lr_floor=0.02, ema=0.999,
+                         output="adaptive", cutoffs=(2000, 5000), div_value=4.0),
 }
 
 
