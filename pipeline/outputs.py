@@ -24,7 +24,8 @@ Every output layer is an ``nn.Module`` built as ``model.decoder`` with three met
 
 Every distribution is exact and normalised. ``target_logprob`` and ``loss`` run a tail cluster
 only on the rows whose target lies in it, so the ``[N, V]`` distribution is never built; only
-``log_probs`` (the one-step graph) assembles it. Tied weights: the head's word rows are the
+``log_probs`` (the one-step graph) assembles it. On a GPU the tails run on every row and are
+masked instead (no ``nonzero``, so no host synchronisation per step; same values). Tied weights: the head's word rows are the
 embedding's first c0 rows; the cluster entries and the tail matrices are the layer's own.
 """
 
@@ -118,6 +119,8 @@ class AdaptiveSoftmax(nn.Module):
             column = torch.where(targets >= self.bounds[k],
                                  torch.full_like(targets, self.shortlist + k), column)
         out = head.gather(1, column.unsqueeze(1)).squeeze(1)            # (N,)
+        if h.is_cuda:
+            return out + self._dense_tails(h, targets)
         for k, tail in enumerate(self.tails):
             lo, hi = self.bounds[k], self.bounds[k + 1]
             rows = torch.nonzero((targets >= lo) & (targets < hi)).squeeze(1)   # (M,)
@@ -126,6 +129,18 @@ class AdaptiveSoftmax(nn.Module):
             # each row lies in one cluster: scatter its tail term into place (ONNX ScatterElements)
             out = out + torch.zeros_like(out).scatter(0, rows, picked.squeeze(1))
         return out
+
+    def _dense_tails(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The tail terms computed for every row and masked: no ``nonzero``, so no host
+        synchronisation on a GPU, where the small tail matrices cost little."""
+        extra = torch.zeros(targets.shape, dtype=torch.float32, device=h.device)
+        for k, tail in enumerate(self.tails):
+            lo, hi = self.bounds[k], self.bounds[k + 1]
+            inside = (targets >= lo) & (targets < hi)
+            tail_lp = F.log_softmax(tail(h).float(), dim=-1)            # (N, n_k)
+            picked = tail_lp.gather(1, (targets - lo).clamp(0, hi - lo - 1).unsqueeze(1))
+            extra = extra + torch.where(inside, picked.squeeze(1), torch.zeros_like(extra))
+        return extra
 
     def loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return -self.target_logprob(h, targets)

@@ -212,3 +212,14 @@ def test_weight_average() -> None:
         model.weight.add_(1.0)
     average.update()
     torch.testing.assert_close(average.averaged().weight, start + 0.1)
+
+
+def test_dense_tails_match_gathered() -> None:
+    """The masked all-rows tail computation (used on GPUs) gives the gathered one's values."""
+    model = make("adaptive", tied=True).eval()
+    h = torch.randn(40, 12)
+    targets = torch.arange(40) % V
+    head = model.decoder.head_log_probs(h)
+    column = torch.where(targets < 10, targets, 10 + (targets >= 25).long())
+    dense = head.gather(1, column.unsqueeze(1)).squeeze(1) + model.decoder._dense_tails(h, targets)
+    torch.testing.assert_close(dense, model.decoder.target_logprob(h, targets), rtol=0, atol=1e-5)
