@@ -317,3 +317,25 @@ def test_export_manifest_is_json_on_disk(toy_model: Path) -> None:
     """The manifest on disk is what read_manifest returns (plain JSON, no extra state)."""
     on_disk = json.loads((toy_model / "manifest.json").read_text(encoding="utf-8"))
     assert on_disk == read_manifest(toy_model, "model")
+
+
+def test_adaptive_score_graph_never_builds_the_vocabulary(
+        exported: tuple[str, bool, Path, Path]) -> None:
+    """In an adaptive model's score graph no computed tensor has a vocabulary-sized axis (only
+    the embedding table does); the step graph does output [batch, vocab]."""
+    import onnx
+
+    cell, tied, checkpoint, model_dir = exported
+    m = read_manifest(model_dir, "model")
+    if m["output"]["name"] != "adaptive":
+        pytest.skip("full softmax builds the distribution by design")
+    vocab = m["vocab_size"]
+
+    def computed_dims(path: Path) -> list[tuple]:
+        graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+        initializers = {i.name for i in graph.initializer}
+        return [tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
+                for v in (*graph.value_info, *graph.output) if v.name not in initializers]
+
+    assert not [d for d in computed_dims(model_dir / "score.onnx") if vocab in d]
+    assert any(vocab in d for d in computed_dims(model_dir / "step.onnx"))
