@@ -129,8 +129,7 @@ _ADAPTIVE = dict(output="adaptive", cutoffs=(1000, 4000), div_value=4.0)
 PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(layers=1, embedding_size=128, hidden_size=256, dropout=0.25,
                         input_dropout=0.15, batch_size=64, bptt=35, epochs=9, lr=4e-3,
-                        windows="verse", schedule="cosine", warmup=100, output="adaptive",
-                        cutoffs=(1000, 4000), div_value=2.0),
+                        windows="verse", schedule="cosine", warmup=100, **_ADAPTIVE),
     "small": TrainConfig(layers=2, embedding_size=200, hidden_size=200, dropout=0.25,
                          input_dropout=0.15, batch_size=64, bptt=35, epochs=6, lr=4e-3,
                          schedule="cosine", warmup=100, **_ADAPTIVE),
