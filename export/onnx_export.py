@@ -241,13 +241,15 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
 
 
 def _model_card(body: dict[str, Any]) -> str:
-    m, metrics = body["model"], body["metrics"]
+    m, metrics, out = body["model"], body["metrics"], body["output"]
+    cutoffs = f" (cutoffs {', '.join(map(str, out['cutoffs']))})" if "cutoffs" in out else ""
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     sizes = "\n".join(f"| `{f}` | {b:,} |" for f, b in body["export"]["bytes"].items())
     return (f"# pocketlm model\n\n"
             f"A word-level {m['cell']} language model ({m['layers']} layers, embedding "
             f"{m['embedding_size']}, hidden {m['hidden_size']}, tied={m['tied']}), vocabulary "
-            f"of {body['vocab_size']} words.\n\n"
+            f"of {body['vocab_size']} words, output layer `{out['name']}`"
+            f"{cutoffs}.\n\n"
             f"Stream perplexity: valid {fmt(metrics['valid_ppl'])}, test "
             f"{fmt(metrics['test_ppl'])}.\n\n"
             f"```python\nfrom pocketlm.runtime import LanguageModel\n"
