@@ -100,7 +100,7 @@ def main() -> None:
         command = [sys.executable, "-m", "pocketlm.pipeline.cli", "run", "--out", str(folder),
                    "--overwrite"]
         t0 = time.perf_counter()
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, stdout=sys.stderr)  # keep stdout JSON lines only
         run_seconds = time.perf_counter() - t0
         emit("run", command=" ".join(["pocketlm", *command[3:]]), seconds=round(run_seconds, 1))
 
