@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from pocketlm.pipeline.model import RNNLM
@@ -67,9 +66,9 @@ class ScoreGraph(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         start = torch.full_like(tokens[:, :1], EOS_ID)
         inputs = torch.cat([start, tokens[:, :-1]], dim=1)             # (B, L)
-        logits, _ = self.model(inputs)                                   # (B, L, V)
-        logprobs = F.log_softmax(logits, dim=-1)
-        picked = logprobs.gather(2, tokens.unsqueeze(2)).squeeze(2)      # (B, L)
+        features, _ = self.model.features(inputs)                        # (B, L, D)
+        # the output layer picks each target's log-probability without a [B, L, V] tensor
+        picked = self.model.target_logprob(features, tokens)             # (B, L)
         positions = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
         return torch.where(positions < lengths.unsqueeze(1), picked, torch.zeros_like(picked))
 
@@ -83,8 +82,8 @@ class StepGraph(nn.Module):
         self.eval()
 
     def forward(self, token: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        logits, new_state = self.model(token.unsqueeze(1), tuple(state))  # (B, 1, V)
-        return (F.log_softmax(logits[:, 0], dim=-1), *new_state)
+        features, new_state = self.model.features(token.unsqueeze(1), tuple(state))  # (B, 1, D)
+        return (self.model.decoder.log_probs(features[:, 0]), *new_state)           # (B, V)
 
 
 def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
@@ -218,6 +217,7 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
             "vocab_size": cfg.vocab_size,
             "tokenizer": TOKENIZER,
             "model": asdict(cfg),
+            "output": model.output.describe(cfg.vocab_size, cfg.cutoffs, cfg.div_value),
             "graphs": graphs,
             "state": [{"name": n, "input": i, "output": o,
                        "shape": [cfg.layers, "batch", cfg.hidden_size]}
@@ -241,13 +241,15 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
 
 
 def _model_card(body: dict[str, Any]) -> str:
-    m, metrics = body["model"], body["metrics"]
+    m, metrics, out = body["model"], body["metrics"], body["output"]
+    cutoffs = f" (cutoffs {', '.join(map(str, out['cutoffs']))})" if "cutoffs" in out else ""
     fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
     sizes = "\n".join(f"| `{f}` | {b:,} |" for f, b in body["export"]["bytes"].items())
     return (f"# pocketlm model\n\n"
             f"A word-level {m['cell']} language model ({m['layers']} layers, embedding "
             f"{m['embedding_size']}, hidden {m['hidden_size']}, tied={m['tied']}), vocabulary "
-            f"of {body['vocab_size']} words.\n\n"
+            f"of {body['vocab_size']} words, output layer `{out['name']}`"
+            f"{cutoffs}.\n\n"
             f"Stream perplexity: valid {fmt(metrics['valid_ppl'])}, test "
             f"{fmt(metrics['test_ppl'])}.\n\n"
             f"```python\nfrom pocketlm.runtime import LanguageModel\n"

@@ -40,6 +40,8 @@ class TokenRows:
     over ``rows`` places of the split); ``shard``/``shards`` keep one contiguous block of rows.
     """
 
+    resets = False   # the state is carried from one window to the next
+
     def __init__(self, stream: np.ndarray, rows: int, max_columns: int = 0, shard: int = 0,
                  shards: int = 1) -> None:
         columns = len(stream) // rows
@@ -82,20 +84,91 @@ class TokenRows:
         ``length'`` is ``length`` cut at the end of the rows."""
         return np.array(self.view[:, start:start + length + 1], dtype=np.int64)
 
-    def window(self, start: int, length: int, device: torch.device
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x, y)`` on ``device``: ``(rows, L)`` inputs and the ``(rows, L)`` next tokens."""
-        import torch
-
-        chunk = torch.from_numpy(self.array(start, length))          # (rows, L + 1)
-        if device.type == "cuda":
-            chunk = chunk.pin_memory().to(device, non_blocking=True)
-        elif chunk.device != device:
-            chunk = chunk.to(device)
-        return chunk[:, :-1], chunk[:, 1:]
+    def window(self, start: int, length: int, device: torch.device, index: int = 0,
+               epoch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` on ``device``: ``(rows, L)`` inputs and the ``(rows, L)`` next tokens
+        (``index`` and ``epoch`` are for :class:`LineWindows`' signature)."""
+        return _split(self.array(start, length), device)
 
 
 def batchify(stream: np.ndarray, batch: int) -> np.ndarray:
     """Cut a 1-D token stream into ``batch`` contiguous rows: ``[batch, len(stream) // batch]``
     int64, a copy (for small splits; :class:`TokenRows` reads large ones window by window)."""
     return np.asarray(TokenRows(stream, batch).view, dtype=np.int64)
+
+
+class LineWindows:
+    """Windows that start at line boundaries from the zero state, as sentence scoring does.
+
+    Every window takes ``rows`` random lines of the split (the positions of an ``<eos>``, in an
+    order drawn once per epoch from ``seed``) and reads ``length + 1`` tokens from each: ``<eos>``
+    first, then the line and whatever follows it. A pass reads as many tokens as the carried
+    stream would (``len(stream) // rows`` per row), so epochs are comparable::
+
+        stream   ... <eos> w1 w2 w3 <eos> v1 v2 ...                  (memory-mapped)
+        row b    <eos> w1 w2 w3 <eos> v1 ...                          state 0 every window
+
+    Positions count tokens per row, like :class:`TokenRows`; the window's index in the pass
+    (``index``) picks its lines, so a resumed run reads the same windows.
+    """
+
+    resets = True
+
+    def __init__(self, stream: np.ndarray, rows: int, starts: np.ndarray, seed: int,
+                 shard: int = 0, shards: int = 1) -> None:
+        if len(starts) == 0 or len(stream) < 2:
+            raise PocketLMError("the training split has no line boundary (<eos>) to start "
+                                "windows at; use --windows stream")
+        if rows % shards:
+            raise PocketLMError(f"{rows} rows cannot be shared by {shards} processes; use a "
+                                f"--batch-size divisible by the number of processes")
+        self.stream, self.starts, self.seed = stream, starts, seed
+        self.rows_total = rows
+        per = rows // shards
+        self.offset, self.per = shard * per, per
+        self.columns = max(2, len(stream) // rows)
+        self._order: tuple[int, np.ndarray] | None = None
+
+    @property
+    def rows(self) -> int:
+        return self.per
+
+    def done(self, start: int) -> bool:
+        return start >= self.columns - 1
+
+    def count_windows(self, length: int) -> int:
+        return len(range(0, self.columns - 1, length))
+
+    def _lines(self, epoch: int) -> np.ndarray:
+        if self._order is None or self._order[0] != epoch:
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.starts))
+            self._order = (epoch, order)
+        return self._order[1]
+
+    def array(self, index: int, length: int, epoch: int) -> np.ndarray:
+        """Window ``index`` of pass ``epoch`` as one int64 copy ``(rows, length + 1)``."""
+        order = self._lines(epoch)
+        pick = (index * self.rows_total + self.offset + np.arange(self.per)) % len(order)
+        length = min(length, len(self.stream) - 1)
+        begin = np.minimum(self.starts[order[pick]], len(self.stream) - length - 1)   # (rows,)
+        return np.asarray(self.stream[begin[:, None] + np.arange(length + 1)], dtype=np.int64)
+
+    def window(self, start: int, length: int, device: torch.device, index: int = 0,
+               epoch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` on ``device``, ``(rows, L)`` each; ``start`` only shortens the last window
+        of a pass."""
+        length = min(length, self.columns - 1 - start)
+        return _split(self.array(index, length, epoch), device)
+
+
+def _split(array: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``(rows, L + 1)`` window on ``device`` (pinned memory and a non-blocking copy on CUDA)
+    as inputs ``(rows, L)`` and targets ``(rows, L)``."""
+    import torch
+
+    chunk = torch.from_numpy(array)
+    if device.type == "cuda":
+        chunk = chunk.pin_memory().to(device, non_blocking=True)
+    elif chunk.device != device:
+        chunk = chunk.to(device)
+    return chunk[:, :-1], chunk[:, 1:]

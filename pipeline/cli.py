@@ -150,6 +150,33 @@ def _train_options(f: Any) -> Any:
                      help="Stop when validation perplexity reaches this (0: never)."),
         click.option("--patience", type=click.IntRange(min=0), default=None,
                      help="Stop after N evaluations without improvement (0: never)."),
+        # output layer, regularisation and recipe (docs/stages.md, "train")
+        click.option("--output", type=click.Choice(["full", "adaptive"]), default=None,
+                     help="Output layer: full softmax or adaptive clusters" + from_preset),
+        click.option("--cutoffs", default=None, metavar="C0,C1,...",
+                     help="Adaptive cluster boundaries (word ids, increasing)" + from_preset),
+        click.option("--div-value", type=float, default=None,
+                     help="Adaptive tail k projects to hidden / div^k" + from_preset),
+        click.option("--input-dropout", type=float, default=None,
+                     help="Locked dropout on the embeddings" + from_preset),
+        click.option("--embed-dropout", type=float, default=None,
+                     help="Fraction of words dropped from the embedding table" + from_preset),
+        click.option("--weight-dropout", type=float, default=None,
+                     help="DropConnect on hidden-to-hidden weights" + from_preset),
+        click.option("--ar", type=float, default=None,
+                     help="Activation regularisation weight" + from_preset),
+        click.option("--windows", type=click.Choice(["stream", "verse"]), default=None,
+                     help="BPTT windows: carried stream or zero-state line starts" + from_preset),
+        click.option("--vary-bptt/--fixed-bptt", default=None,
+                     help="Vary the window length around --bptt" + from_preset),
+        click.option("--schedule", type=click.Choice(["plateau", "cosine"]), default=None,
+                     help="Learning-rate schedule after warmup" + from_preset),
+        click.option("--warmup", type=int, default=None,
+                     help="Linear warmup steps" + from_preset),
+        click.option("--lr-floor", type=float, default=None,
+                     help="Cosine ends at this fraction of --lr" + from_preset),
+        click.option("--ema", type=float, default=None,
+                     help="Weight averaging decay per step, 0 to disable" + from_preset),
     ]
     for option in reversed(options):
         f = option(f)
@@ -161,6 +188,12 @@ def _train_config(kw: dict[str, Any], default_preset: str) -> Any:
 
     name = kw.pop("preset") or default_preset
     kw["precision"] = kw.pop("train_precision")
+    if kw.get("cutoffs") is not None:
+        try:
+            kw["cutoffs"] = tuple(int(c) for c in kw["cutoffs"].split(","))
+        except ValueError:
+            raise click.BadParameter(f"{kw['cutoffs']!r} is not a comma-separated list of "
+                                     f"word ids, e.g. 1000,4000", param_hint="--cutoffs")
     return preset(name, **kw)
 
 

@@ -47,7 +47,6 @@ def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: in
     ``max_tokens`` > 0 reads only the first ``max_tokens // batch`` columns of every row: a
     fixed sample of about that many tokens spread over ``batch`` places of the split."""
     import torch
-    import torch.nn.functional as F
 
     device = torch.device(device)
     rows = TokenRows(stream, batch, max_columns=max_tokens // batch if max_tokens else 0)
@@ -59,9 +58,8 @@ def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: in
         start = 0
         while not rows.done(start):
             x, y = rows.window(start, bptt, device)                   # (B, T), (B, T)
-            logits, state = model(x, state)                            # (B, T, V)
-            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                     y.reshape(-1), reduction="sum").double()
+            features, state = model.features(x, state)                 # (B, T, D)
+            total -= model.target_logprob(features, y).double().sum()
             start += y.shape[1]
     model.train(was_training)
     return float(total), rows.predictions

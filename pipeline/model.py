@@ -1,19 +1,38 @@
-"""The recurrent language model: embedding → dropout → RNN stack → dropout → linear decoder.
+"""The recurrent language model and its training-only regularisation::
 
-With ``tied=True`` the decoder reuses the embedding matrix (Press & Wolf, 2017); when the hidden
-size differs from the embedding size a linear projection maps hidden → embedding first.
+    tokens [B, T] → embedding (word dropout) → locked dropout → RNN stack → locked dropout
+                  → [projection H → E] → features [B, T, D] → output layer (pipeline/outputs.py)
+
+With ``tied=True`` the output layer reuses the embedding matrix (Press & Wolf, 2017): all of it
+(``full``) or the head words' rows (``adaptive``); when the hidden size differs from the embedding
+size a bias-free projection maps hidden → embedding first.
+
+Regularisation (all off in eval mode, so export and the runtime see the plain model):
+
+* ``embed_dropout``: drop whole words from the embedding table (one mask per batch, rows
+  rescaled), Gal & Ghahramani (2016) / Merity et al. (2018);
+* ``input_dropout`` and ``dropout``: locked (variational) dropout, one mask per sequence shared
+  over time, on the embeddings and on the top layer's outputs; ``dropout`` is also the stack's own
+  dropout between layers;
+* ``weight_dropout``: DropConnect on the hidden-to-hidden matrices (Wan et al., 2013; the
+  AWD-LSTM's weight drop): each window runs the stack with a dropped copy of ``weight_hh_l*``;
+* activation regularisation is a training-loss term (see ``TrainConfig.ar``), computed on the
+  features this module returns.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pocketlm.runtime.artifact import PocketLMError
 
 from .cells import State, get_cell
+from .outputs import get_output
 
 
 @dataclass(frozen=True)
@@ -27,24 +46,55 @@ class ModelConfig:
     hidden_size: int = 200
     dropout: float = 0.2
     tied: bool = True
+    # output layer (pipeline/outputs.py) and training-only regularisation
+    output: str = "full"
+    cutoffs: tuple[int, ...] = ()
+    div_value: float = 4.0
+    input_dropout: float = 0.2
+    embed_dropout: float = 0.0
+    weight_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         get_cell(self.cell)
+        object.__setattr__(self, "cutoffs", tuple(int(c) for c in self.cutoffs))
         if min(self.vocab_size, self.layers, self.embedding_size, self.hidden_size) < 1:
             raise PocketLMError("vocab size, layers, embedding and hidden sizes must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise PocketLMError(f"dropout {self.dropout} must be in [0, 1)")
+        for option, value in (("--dropout", self.dropout),
+                              ("--input-dropout", self.input_dropout),
+                              ("--embed-dropout", self.embed_dropout),
+                              ("--weight-dropout", self.weight_dropout)):
+            if not 0.0 <= value < 1.0:
+                raise PocketLMError(f"{option} {value} must be in [0, 1)")
+        get_output(self.output).check(self.vocab_size, self.cutoffs, self.div_value)
+
+
+def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Dropout with one mask per sequence shared over time: ``x [B, T, F]``, mask ``[B, 1, F]``."""
+    if not training or p == 0.0:
+        return x
+    mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - p) / (1 - p)
+    return x * mask
+
+
+def embedding_dropout(embedding: nn.Embedding, tokens: torch.Tensor, p: float,
+                      training: bool) -> torch.Tensor:
+    """Look up ``tokens`` with whole rows of the table dropped (one mask per call, rescaled)."""
+    if not training or p == 0.0:
+        return embedding(tokens)
+    weight = embedding.weight
+    mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
+    return F.embedding(tokens, weight * mask)
 
 
 class RNNLM(nn.Module):
-    """Word-level recurrent LM. ``forward(tokens [B, T], state) -> (logits [B, T, V], state)``."""
+    """Word-level recurrent LM. ``forward(tokens [B, T], state) -> (log-probs [B, T, V], state)``;
+    training uses ``features`` then ``loss`` and never builds the ``[B, T, V]`` tensor."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
         self.cell = get_cell(config.cell)
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
-        self.drop = nn.Dropout(config.dropout)
         self.rnn = self.cell.build(config.embedding_size, config.hidden_size, config.layers,
                                    config.dropout)
         out_size = config.hidden_size
@@ -52,16 +102,11 @@ class RNNLM(nn.Module):
         if config.tied and config.hidden_size != config.embedding_size:
             self.projection = nn.Linear(config.hidden_size, config.embedding_size, bias=False)
             out_size = config.embedding_size
-        self.decoder = nn.Linear(out_size, config.vocab_size)
-        if config.tied:
-            self.decoder.weight = self.embedding.weight
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-        if not self.config.tied:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        self.output = get_output(config.output)
+        self.decoder = self.output.build(out_size, config.vocab_size,
+                                         self.embedding if config.tied else None,
+                                         config.cutoffs, config.div_value)
 
     def init_state(self, batch: int, device: torch.device | str = "cpu",
                    dtype: torch.dtype = torch.float32) -> State:
@@ -72,24 +117,46 @@ class RNNLM(nn.Module):
 
     def features(self, tokens: torch.Tensor, state: State | None = None
                  ) -> tuple[torch.Tensor, State]:
-        """Top-layer outputs before the decoder: ``[B, T, E or H]`` and the new state."""
-        x = self.drop(self.embedding(tokens))                     # (B, T, E)
-        if state is None:
-            out, new_state = self.rnn(x)                         # (B, T, H)
+        """Top-layer outputs before the output layer: ``[B, T, E or H]`` and the new state."""
+        cfg = self.config
+        x = embedding_dropout(self.embedding, tokens, cfg.embed_dropout, self.training)
+        x = locked_dropout(x, cfg.input_dropout, self.training)     # (B, T, E)
+        args = (x,) if state is None else (x, self.cell.to_torch(state))
+        if self.training and cfg.weight_dropout > 0:
+            out, new_state = self._weight_dropped(args)          # (B, T, H)
         else:
-            out, new_state = self.rnn(x, self.cell.to_torch(state))
-        out = self.drop(out)
+            out, new_state = self.rnn(*args)                     # (B, T, H)
+        out = locked_dropout(out, cfg.dropout, self.training)
         if self.projection is not None:
             out = self.projection(out)                           # (B, T, E)
         return out, self.cell.from_torch(new_state)
+
+    def _weight_dropped(self, args: tuple) -> tuple[torch.Tensor, object]:
+        """The stack run with DropConnect on its hidden-to-hidden matrices (training only)."""
+        p = self.config.weight_dropout
+        dropped = {name: F.dropout(w, p, training=True)
+                   for name, w in self.rnn.named_parameters() if name.startswith("weight_hh")}
+        with warnings.catch_warnings():  # cuDNN: "weights are not part of single contiguous chunk"
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.func.functional_call(self.rnn, dropped, args, strict=False)
+
+    def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood (nats) of ``targets [B, T]`` given ``features [B, T, D]``."""
+        flat = features.reshape(-1, features.shape[-1])          # (B*T, D)
+        return self.decoder.loss(flat, targets.reshape(-1)).mean()
+
+    def target_logprob(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Exact ln P(targets) ``[B, T]``, without the ``[B, T, V]`` distribution."""
+        flat = features.reshape(-1, features.shape[-1])          # (B*T, D)
+        return self.decoder.target_logprob(flat, targets.reshape(-1)).reshape(targets.shape)
 
     def forward(self, tokens: torch.Tensor, state: State | None = None
                 ) -> tuple[torch.Tensor, State]:
         out, new_state = self.features(tokens, state)
         batch, steps, size = out.shape
         # 2-D input so ONNX gets a Gemm that reads the (tied) weight as is, not a transposed copy
-        logits = self.decoder(out.reshape(batch * steps, size))   # (B*T, V)
-        return logits.reshape(batch, steps, -1), new_state       # (B, T, V)
+        logprobs = self.decoder.log_probs(out.reshape(batch * steps, size))   # (B*T, V)
+        return logprobs.reshape(batch, steps, -1), new_state                 # (B, T, V)
 
 
 def detach_state(state: State) -> State:

@@ -7,11 +7,16 @@ run killed at any moment resumes with ``pocketlm train --resume DIR``.
 
 One optimiser step, the pieces other recipes replace::
 
-    lr      = learning_rate(step, config, plateau_decays)       one function of the step
     length  = window_length(step, config)                       tokens in this window
-    x, y    = rows.window(position, length, device)             (B, T) int64 each, copied per step
-    loss, state = window_loss(model, x, y, state, bf16)         mean nats per target
-    extra   = extra_state(...)  /  restore_extra_state(...)     named tensors + JSON in checkpoints
+    lr      = learning_rate(step, config, decays, total, length) warmup, cosine or plateau
+    x, y    = rows.window(position, length, device, ...)        (B, T) int64 each, copied per step
+    loss, state = window_loss(net, x, y, state, bf16, ar)       mean nats per target (+ AR)
+    extra   = extra_state(...)  /  restore_extra_state(...)     EMA weights in checkpoints
+
+``rows`` is a :class:`~pocketlm.pipeline.batches.TokenRows` (``windows="stream"``: state carried
+from window to window) or a :class:`~pocketlm.pipeline.batches.LineWindows` (``"verse"``: every
+window starts at line boundaries from the zero state, as sentence scoring does). The output
+layer (``pipeline/outputs.py``) computes the loss without the ``[B, T, V]`` distribution.
 
 With torchrun (``WORLD_SIZE`` > 1) every process trains a contiguous block of
 ``batch_size / WORLD_SIZE`` rows under DistributedDataParallel (NCCL on GPUs, gloo on the CPU),
@@ -35,13 +40,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from torch import nn
 
-from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_output_folder,
+from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, check_output_folder,
                                        package_versions, read_manifest, sha256_file,
                                        write_manifest)
 
-from .batches import TokenRows
+from .batches import LineWindows, TokenRows
 from .cells import CELLS, State
 from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, check_resume,
                          load_checkpoint, load_state_into, load_training_state,
@@ -51,6 +56,8 @@ from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, check_resume,
 from .evaluate import stream_nll_torch
 from .ingest import load_split
 from .model import RNNLM, ModelConfig, detach_state
+from .outputs import check_frequency_order, get_output
+from .recipe import WeightAverage, lr_at
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +109,34 @@ class TrainConfig:
     max_minutes: float = 0.0
     target_ppl: float = 0.0
     patience: int = 0
+    # output layer (pipeline/outputs.py), regularisation (model.py) and recipe (recipe.py)
+    output: str = "full"
+    cutoffs: tuple[int, ...] = ()
+    div_value: float = 4.0
+    input_dropout: float | None = None
+    embed_dropout: float = 0.0
+    weight_dropout: float = 0.0
+    ar: float = 0.0
+    windows: str = "stream"
+    vary_bptt: bool = False
+    schedule: str = "plateau"
+    warmup: int = 0
+    lr_floor: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cutoffs", tuple(int(c) for c in self.cutoffs))
+        get_output(self.output)
+        if self.windows not in ("stream", "verse"):
+            raise PocketLMError(f"--windows {self.windows!r}: use stream or verse")
+        if self.schedule not in ("plateau", "cosine"):
+            raise PocketLMError(f"--schedule {self.schedule!r}: use plateau or cosine")
+        for option, value in (("--ar", self.ar), ("--warmup", self.warmup)):
+            if value < 0:
+                raise PocketLMError(f"{option} {value} must be >= 0")
+        for option, value in (("--lr-floor", self.lr_floor), ("--ema", self.ema)):
+            if not 0.0 <= value < 1.0:
+                raise PocketLMError(f"{option} {value} must be in [0, 1)")
         if self.cell not in CELLS:
             raise PocketLMError(f"unknown cell {self.cell!r}; choose one of {', '.join(CELLS)}")
         if self.optimizer not in ("adamw", "sgd"):
@@ -124,20 +157,38 @@ class TrainConfig:
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(vocab_size=vocab_size, cell=self.cell, layers=self.layers,
                            embedding_size=self.embedding_size, hidden_size=self.hidden_size,
-                           dropout=self.dropout, tied=self.tied)
+                           dropout=self.dropout, tied=self.tied, output=self.output,
+                           cutoffs=self.cutoffs, div_value=self.div_value,
+                           input_dropout=(self.dropout if self.input_dropout is None
+                                          else self.input_dropout),
+                           embed_dropout=self.embed_dropout,
+                           weight_dropout=self.weight_dropout)
 
 
-#: Named starting points. ``tiny`` runs one KJV epoch in a few minutes on a 2-core CPU;
-#: ``medium`` is the classic 2x650 LSTM of Zaremba et al. / pytorch examples, tied.
+#: Named starting points (figures and wall times: docs/stages.md, "Presets").
+#:
+#: * ``tiny``: what ``pocketlm run`` trains; sized for a 2-core CPU and a few minutes. A fixed
+#:   number of steps (9 epochs x 381 verse windows), so it is deterministic, not wall-clock bound.
+#: * ``small``: the 2x200 LSTM of pytorch/examples' CPU default, with pocketlm's recipe.
+#: * ``medium``: GPU, fast: aims at validation stream perplexity 29.4 within 9 s on an H100.
+#: * ``large``: GPU, quality: <= 25M parameters, the AWD-style regularised recipe, aiming at
+#:   test perplexity <= 19.5 within 5 minutes on an H100.
+_ADAPTIVE = dict(output="adaptive", cutoffs=(1000, 4000), div_value=4.0)
 PRESETS: dict[str, TrainConfig] = {
-    "tiny": TrainConfig(layers=1, embedding_size=128, hidden_size=128, dropout=0.1,
-                        batch_size=64, bptt=35, epochs=1, lr=5e-3),
-    "small": TrainConfig(layers=2, embedding_size=256, hidden_size=256, dropout=0.3,
-                         batch_size=32, bptt=35, epochs=6, lr=3e-3),
-    "medium": TrainConfig(layers=2, embedding_size=650, hidden_size=650, dropout=0.5,
-                          batch_size=64, bptt=35, epochs=15, lr=2e-3),
-    "large": TrainConfig(layers=2, embedding_size=1500, hidden_size=1500, dropout=0.65,
-                         batch_size=64, bptt=35, epochs=30, lr=1e-3),
+    "tiny": TrainConfig(layers=1, embedding_size=128, hidden_size=256, dropout=0.25,
+                        input_dropout=0.15, batch_size=64, bptt=35, epochs=9, lr=4e-3,
+                        windows="verse", schedule="cosine", warmup=100, **_ADAPTIVE),
+    "small": TrainConfig(layers=2, embedding_size=200, hidden_size=200, dropout=0.25,
+                         input_dropout=0.15, batch_size=64, bptt=35, epochs=6, lr=4e-3,
+                         schedule="cosine", warmup=100, **_ADAPTIVE),
+    "medium": TrainConfig(layers=2, embedding_size=650, hidden_size=650, dropout=0.4,
+                          input_dropout=0.3, batch_size=128, bptt=35, epochs=10, lr=3e-3,
+                          schedule="cosine", warmup=50, **_ADAPTIVE),
+    "large": TrainConfig(layers=2, embedding_size=400, hidden_size=1150, dropout=0.4,
+                         input_dropout=0.4, embed_dropout=0.1, weight_dropout=0.4, ar=1.0,
+                         batch_size=64, bptt=70, vary_bptt=True, epochs=40, lr=2e-3,
+                         schedule="cosine", warmup=200, lr_floor=0.02,
+                         output="adaptive", cutoffs=(2000, 5000), div_value=4.0),
 }
 
 
@@ -186,35 +237,70 @@ def environment(device: torch.device) -> dict[str, Any]:
 # --- the pieces of one step ----------------------------------------------------------------------
 
 
-def learning_rate(step: int, config: TrainConfig, plateau_decays: int) -> float:
-    """Learning rate of optimiser step ``step`` (0-based): ``lr`` times ``lr_decay`` for every
-    epoch whose validation perplexity did not improve."""
-    return config.lr * config.lr_decay ** plateau_decays
+def learning_rate(step: int, config: TrainConfig, plateau_decays: int, total_steps: int,
+                  length: int) -> float:
+    """Learning rate of optimiser step ``step`` (0-based) of ``total_steps``: linear warmup over
+    ``warmup`` steps, then ``schedule`` (``plateau``: ``lr`` times ``lr_decay`` for every epoch
+    whose validation perplexity did not improve; ``cosine``: down to ``lr_floor * lr`` at the
+    last step). With ``vary_bptt`` it is scaled by ``length / bptt`` so every token weighs the
+    same."""
+    peak = config.lr * (config.lr_decay ** plateau_decays if config.schedule == "plateau" else 1)
+    lr = lr_at(step, total_steps, peak, config.warmup, config.schedule, config.lr_floor)
+    return lr * length / config.bptt if config.vary_bptt else lr
 
 
 def window_length(step: int, config: TrainConfig) -> int:
-    """Tokens in the window of step ``step`` (the last window of a pass may be shorter)."""
-    return config.bptt
+    """Tokens in the window of step ``step`` (the last window of a pass may be shorter): ``bptt``
+    or, with ``vary_bptt``, drawn around it (Merity et al., 2018: ``bptt`` with probability 0.95
+    else ``bptt / 2``, plus normal noise of sd 5, at least 5) from a generator seeded by
+    (seed, step), so a resumed run draws the same lengths."""
+    if not config.vary_bptt:
+        return config.bptt
+    rng = np.random.default_rng([config.seed, step])
+    base = config.bptt if rng.random() < 0.95 else config.bptt / 2
+    return max(5, int(round(rng.normal(base, 5))))
 
 
-def window_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, state: State,
-                use_bf16: bool) -> tuple[torch.Tensor, State]:
-    """Mean cross-entropy (nats per target) of one window, and the state after it."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-        logits, state = model(x, state)                                   # (B, T, V)
-    loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
-    return loss, state
+class LossNet(nn.Module):
+    """The model with its training loss as ``forward``, so DistributedDataParallel (which syncs
+    the gradients of what its ``forward`` computed) wraps the whole step."""
+
+    def __init__(self, model: RNNLM) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, state: State, use_bf16: bool, ar: float
+                ) -> tuple[torch.Tensor, State]:
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            features, state = self.model.features(x, state)                # (B, T, D)
+            loss = self.model.loss(features, y)
+        if ar:
+            loss = loss + ar * features.float().pow(2).mean()
+        return loss, state
 
 
-def extra_state(model: RNNLM, optimizer: torch.optim.Optimizer, config: TrainConfig
-                ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Further named tensors and JSON a checkpoint carries (none today)."""
-    return {}, {}
+def window_loss(net: nn.Module, x: torch.Tensor, y: torch.Tensor, state: State,
+                use_bf16: bool, ar: float = 0.0) -> tuple[torch.Tensor, State]:
+    """Mean negative log-likelihood (nats per target) of one window, plus ``ar`` times the mean
+    squared feature (activation regularisation), and the state after it. ``net`` is a
+    :class:`LossNet`, or DistributedDataParallel around one."""
+    return net(x, y, state, use_bf16, ar)
 
 
-def restore_extra_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any], model: RNNLM,
-                        optimizer: torch.optim.Optimizer, config: TrainConfig) -> None:
+def extra_state(average: WeightAverage | None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Further named tensors and JSON a checkpoint carries: the weight average, if any."""
+    if average is None:
+        return {}, {}
+    return ({f"ema.{i}": t for i, t in enumerate(average.shadow)},
+            {"ema": len(average.shadow)})
+
+
+def restore_extra_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                        average: WeightAverage | None) -> None:
     """Inverse of :func:`extra_state`, called on resume."""
+    if average is not None and meta.get("ema") == len(average.shadow):
+        for i, shadow in enumerate(average.shadow):
+            shadow.copy_(tensors[f"ema.{i}"])
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -351,6 +437,10 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     out = Path(out)
     data = read_manifest(data_dir, "data")
     vocab_size = int(data["vocab_size"])
+    model_config = config.model_config(vocab_size)          # bad settings fail before any write
+    train_ids = load_split(data_dir, "train", data)                # memory-mapped
+    if get_output(model_config.output).uses_cutoffs:
+        check_frequency_order(np.bincount(train_ids, minlength=vocab_size))
     procs = _processes(config)
     device = procs.device
     saved: tuple[dict[str, dict[str, torch.Tensor]], dict[str, Any]] | None = None
@@ -364,23 +454,31 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
             with atomic_folder(out, overwrite) as tmp:
                 shutil.copyfile(Path(data_dir) / data["tokenizer"], tmp / TOKENIZER)
         _barrier(procs)
-    train_ids = load_split(data_dir, "train", data)                # memory-mapped
     valid_ids = load_split(data_dir, "valid", data)
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and device.type == "cuda")
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model_config = config.model_config(vocab_size)
     model = RNNLM(model_config).to(device)
     if procs.rank:
         torch.manual_seed(config.seed + 7919 * procs.rank)        # own dropout masks per process
-    net: torch.nn.Module = model
+    net: nn.Module = LossNet(model)
     if procs.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                      else None)
+        # an adaptive tail cluster without a target in a window gets no gradient
+        net = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
+                                      else None,
+                                      find_unused_parameters=get_output(
+                                          model_config.output).uses_cutoffs)
     optimizer = _optimizer(model, config)
-    rows = TokenRows(train_ids, config.batch_size, shard=procs.rank, shards=procs.world)
+    average = WeightAverage(model, config.ema) if config.ema else None
+    rows: TokenRows | LineWindows
+    if config.windows == "verse":
+        starts = np.flatnonzero(np.asarray(train_ids[:-1]) == EOS_ID)
+        rows = LineWindows(train_ids, config.batch_size, starts, config.seed,
+                           shard=procs.rank, shards=procs.world)
+    else:
+        rows = TokenRows(train_ids, config.batch_size, shard=procs.rank, shards=procs.world)
     have_valid = len(valid_ids) // config.eval_batch_size >= 2
     if not have_valid:
         log.warning("validation split too small to evaluate; keeping the last weights")
@@ -389,6 +487,8 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     if saved is not None:
         groups, meta = saved
         load_state_into(model, groups["model"], str(out / LAST))
+        if average is not None:
+            average = WeightAverage(model, config.ema)     # from the loaded weights
         restore_optimizer(optimizer, groups.get("optimizer", {}), meta["optimizer"])
         run = RunState(**meta["run"])
         run.resumes += 1
@@ -401,16 +501,17 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
         else:
             log.warning("resuming with %d processes instead of %d: dropout draws differ from "
                         "the interrupted run", procs.world, meta["world"])
-        restore_extra_state(groups.get("extra", {}), meta.get("extra", {}), model, optimizer,
-                            config)
+        restore_extra_state(groups.get("extra", {}), meta.get("extra", {}), average)
         log.info("resume: %s at step %d (epoch %d, window position %d)", out, run.step,
                  run.epoch, run.position)
     n_params = sum(p.numel() for p in model.parameters())
     per_epoch = rows.count_windows(config.bptt)
-    log.info("train: %s %dx%d (%.2fM parameters) on %s%s%s, %d windows of %dx%d per epoch",
-             config.cell, config.layers, config.hidden_size, n_params / 1e6, device,
-             " bf16" if use_bf16 else "", f" x{procs.world} processes" if procs.world > 1 else "",
-             per_epoch, config.batch_size, config.bptt)
+    total_steps = config.max_steps or per_epoch * config.epochs     # the schedule's length
+    log.info("train: %s %dx%d %s output (%.2fM parameters) on %s%s%s, %d %s windows of %dx%d "
+             "per epoch", config.cell, config.layers, config.hidden_size, config.output,
+             n_params / 1e6, device, " bf16" if use_bf16 else "",
+             f" x{procs.world} processes" if procs.world > 1 else "", per_epoch, config.windows,
+             config.batch_size, config.bptt)
 
     saved_steps: list[int] = [run.step] if saved is not None else []
     segment: dict[str, Any] = {"startup_seconds": None}      # call → end of its first step
@@ -439,8 +540,9 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                           lr=optimizer.param_groups[0]["lr"],
                           seconds=round(run.since_seconds, 3),
                           tokens_per_s=round(run.since_tokens / max(run.since_seconds, 1e-9), 1))
+            evaluated = average.averaged() if average is not None else model
             if have_valid:
-                nll, count = stream_nll_torch(model, valid_ids, config.eval_batch_size,
+                nll, count = stream_nll_torch(evaluated, valid_ids, config.eval_batch_size,
                                               device=device, max_tokens=config.eval_tokens)
                 record["valid_ppl"] = math.exp(nll / count)
                 model.train()
@@ -449,7 +551,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 improved = True
                 run.best, run.best_step, run.best_epoch = score, run.step, run.epoch
                 run.stale_evals = 0
-                save_weights(model, out / WEIGHTS)
+                save_weights(evaluated, out / WEIGHTS)
             else:
                 run.stale_evals += 1
             if epoch_end and not improved:
@@ -497,7 +599,7 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 save_weights(model, out / WEIGHTS)          # no evaluation yet: the latest
             if state:
                 opt_tensors, opt_meta = optimizer_state(optimizer)
-                ex_tensors, ex_meta = extra_state(model, optimizer, config)
+                ex_tensors, ex_meta = extra_state(average)
                 groups_out.update(model=weight_tensors(model), optimizer=opt_tensors,
                                   extra=ex_tensors)
                 for rank, states in enumerate(rngs):
@@ -527,18 +629,22 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
     try:
         while run.epoch <= config.epochs and stop is None:
             model.train()
-            if run.position == 0 or carried is None:
+            if run.position == 0 or carried is None or rows.resets:
                 carried = model.init_state(rows.rows, device)
             t_mark = time.perf_counter()
             while not rows.done(run.position):
                 if config.max_steps and run.step >= config.max_steps:
                     stop = "max_steps"       # a resumed run that had reached its budget
                     break
-                lr = learning_rate(run.step, config, run.plateau_decays)
+                length = window_length(run.step, config)
+                lr = learning_rate(run.step, config, run.plateau_decays, total_steps, length)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                x, y = rows.window(run.position, window_length(run.step, config), device)
-                loss, new_state = window_loss(net, x, y, detach_state(carried), use_bf16)
+                x, y = rows.window(run.position, length, device, index=run.epoch_steps,
+                                   epoch=run.epoch)
+                state_in = (model.init_state(rows.rows, device) if rows.resets
+                            else detach_state(carried))
+                loss, new_state = window_loss(net, x, y, state_in, use_bf16, config.ar)
                 flags = 0
                 if procs.main:
                     if config.max_minutes and now_elapsed() >= config.max_minutes * 60:
@@ -556,6 +662,8 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
                 if config.clip > 0:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
                 optimizer.step()
+                if average is not None:
+                    average.update()
                 if segment["startup_seconds"] is None:
                     sync_device()
                     segment["startup_seconds"] = round(time.perf_counter() - entered, 3)

@@ -23,7 +23,8 @@ from .conftest import BLOCK_TRAINING_STACK, flip_byte
 COMMANDS = ("ingest", "train", "export", "evaluate", "score", "rank", "rescore", "generate",
             "perplexity", "info", "run")
 TINY = ["--preset", "tiny", "--layers", "1", "--hidden-size", "16", "--embedding-size", "16",
-        "--epochs", "1", "--batch-size", "8", "--bptt", "10", "--device", "cpu"]
+        "--epochs", "1", "--batch-size", "8", "--bptt", "10", "--device", "cpu",
+        "--output", "full"]
 
 
 @pytest.fixture(autouse=True)
@@ -116,9 +117,9 @@ def test_stages_write_artifacts(cli_model: dict[str, Path]) -> None:
     data = read_manifest(cli_model["data"], "data")
     assert data["config"]["vocab_size"] == 100 and data["vocab_size"] < 100
     ckpt = read_manifest(cli_model["checkpoint"], "checkpoint")
-    assert ckpt["model"] == {"vocab_size": data["vocab_size"], "cell": "lstm", "layers": 1,
-                             "embedding_size": 16, "hidden_size": 16, "dropout": 0.1,
-                             "tied": True}
+    expected = {"vocab_size": data["vocab_size"], "cell": "lstm", "layers": 1,
+                "embedding_size": 16, "hidden_size": 16, "tied": True, "output": "full"}
+    assert {k: ckpt["model"][k] for k in expected} == expected
     assert ckpt["config"]["epochs"] == 1 and ckpt["config"]["bptt"] == 10
     assert ckpt["config"]["batch_size"] == 8 and ckpt["environment"]["device"] == "cpu"
     model = read_manifest(cli_model["model"], "model")
@@ -250,7 +251,8 @@ def test_run_end_to_end(toy_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     result = ok("run", "--out", str(out), "--data-files", str(toy_corpus), "--vocab-size", "100",
                 "--layers", "1", "--hidden-size", "16", "--embedding-size", "16",
-                "--batch-size", "8", "--bptt", "10", "--epochs", "1", "--device", "cpu")
+                "--batch-size", "8", "--bptt", "10", "--epochs", "1", "--device", "cpu",
+                "--cutoffs", "6,14")                  # the toy vocabulary has 28 ids
     for part in ("data", "checkpoint", "model"):
         assert (out / part / "manifest.json").is_file()
         assert f"{out / part}" in result.stdout
@@ -259,6 +261,7 @@ def test_run_end_to_end(toy_corpus: Path, tmp_path: Path) -> None:
     lm = LanguageModel(out / "model")
     assert lm.manifest["model"]["hidden_size"] == 16
     assert lm.manifest["training"]["config"]["epochs"] == 1
+    assert lm.manifest["output"]["name"] == "adaptive"
 
 
 def test_run_refuses_existing_output_first(toy_corpus: Path, tmp_path: Path) -> None:

@@ -26,6 +26,8 @@ CELLS = ("lstm", "gru", "rnn_tanh", "rnn_relu")
 #: A tied model whose hidden size differs from its embedding size (so it has a projection).
 EMBEDDING, HIDDEN = 12, 16
 TOLERANCE = 1e-4
+#: Output layers; the toy vocabulary has 28 ids, so the adaptive layer gets small clusters.
+OUTPUTS = {"full": {}, "adaptive": {"output": "adaptive", "cutoffs": (6, 14)}}
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -34,16 +36,18 @@ def _session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-@pytest.fixture(scope="module", params=[(c, t) for c in CELLS for t in (True, False)],
-                ids=lambda p: f"{p[0]}-{'tied' if p[1] else 'untied'}")
+@pytest.fixture(scope="module",
+                params=[(c, t, o) for c in CELLS for t in (True, False) for o in OUTPUTS],
+                ids=lambda p: f"{p[0]}-{'tied' if p[1] else 'untied'}-{p[2]}")
 def exported(request: pytest.FixtureRequest, toy_data: Path,
              tmp_path_factory: pytest.TempPathFactory) -> tuple[str, bool, Path, Path]:
-    """A 2-layer checkpoint of the given cell trained for two steps, and its export."""
-    cell, tied = request.param
-    root = tmp_path_factory.mktemp(f"{cell}-{tied}")
+    """A 2-layer checkpoint of the given cell and output layer trained for two steps, and its
+    export."""
+    cell, tied, output = request.param
+    root = tmp_path_factory.mktemp(f"{cell}-{tied}-{output}")
     config = TrainConfig(cell=cell, layers=2, embedding_size=EMBEDDING, hidden_size=HIDDEN,
                          dropout=0.1, tied=tied, batch_size=8, bptt=10, epochs=1, max_steps=2,
-                         device="cpu", log_every=0)
+                         device="cpu", log_every=0, **OUTPUTS[output])
     train(config, toy_data, root / "checkpoint")
     export(root / "checkpoint", root / "model")
     return cell, tied, root / "checkpoint", root / "model"
@@ -173,6 +177,56 @@ def test_model_manifest(exported: tuple[str, bool, Path, Path]) -> None:
     int8 = LanguageModel(model_dir, precision="int8").score_batch(lines)
     for a, b in zip(fp32, int8):
         assert abs(a - b) <= 0.05 * abs(a)
+    assert m["model"]["output"] == ckpt["model"]["output"]
+    assert m["output"]["name"] == ckpt["model"]["output"]
+    if m["output"]["name"] == "adaptive":
+        assert m["output"]["cutoffs"] == [6, 14]
+        assert m["output"]["clusters"] == [{"ids": [0, 5]}, {"ids": [6, 13]},
+                                           {"ids": [14, m["vocab_size"] - 1]}]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_step_distribution_is_normalised(exported: tuple[str, bool, Path, Path],
+                                         precision: str) -> None:
+    """The step graph's probabilities sum to 1 over the vocabulary (within 1e-4) for every
+    output layer, from zero and random states."""
+    cell, tied, checkpoint, model_dir = exported
+    model, _ = load_checkpoint(checkpoint)
+    cfg = model.config
+    names = list(model.cell.state_names)
+    session = _session(model_dir / f"step{'' if precision == 'fp32' else '.int8'}.onnx")
+    rng = np.random.default_rng(3)
+    for scale in (0.0, 0.8):
+        feeds = {"token": rng.integers(0, cfg.vocab_size, 6, dtype=np.int64)}
+        feeds.update({f"state_{n}": (rng.standard_normal((cfg.layers, 6, cfg.hidden_size))
+                                     * scale).astype(np.float32) for n in names})
+        logprobs = session.run(None, feeds)[0]
+        assert logprobs.shape == (6, cfg.vocab_size)
+        np.testing.assert_allclose(np.exp(logprobs.astype(np.float64)).sum(axis=1), 1.0,
+                                   rtol=0, atol=1e-4)
+
+
+def test_step_chain_sums_to_score(exported: tuple[str, bool, Path, Path]) -> None:
+    """Feeding a sentence through the step graph (from the zero state, <eos> first) and adding
+    the log-probabilities of its words and final <eos> gives the score graph's sum."""
+    cell, tied, checkpoint, model_dir = exported
+    model, _ = load_checkpoint(checkpoint)
+    cfg = model.config
+    names = list(model.cell.state_names)
+    score, step = _session(model_dir / "score.onnx"), _session(model_dir / "step.onnx")
+    rng = np.random.default_rng(4)
+    words = rng.integers(2, cfg.vocab_size, 9, dtype=np.int64)
+    tokens = np.append(words, EOS_ID)
+    (per_token,) = score.run(None, {"tokens": tokens[None], "lengths": np.array([len(tokens)])})
+    state = {f"state_{n}": np.zeros((cfg.layers, 1, cfg.hidden_size), np.float32)
+             for n in names}
+    total, previous = 0.0, EOS_ID
+    for token in tokens:
+        out = step.run(None, {"token": np.array([previous]), **state})
+        total += float(out[0][0, token])
+        state = {f"state_{n}": s for n, s in zip(names, out[1:])}
+        previous = token
+    assert abs(total - float(per_token.sum())) <= 1e-4 * len(tokens)
 
 
 def test_toy_model_folder(toy_model: Path) -> None:
@@ -263,3 +317,25 @@ def test_export_manifest_is_json_on_disk(toy_model: Path) -> None:
     """The manifest on disk is what read_manifest returns (plain JSON, no extra state)."""
     on_disk = json.loads((toy_model / "manifest.json").read_text(encoding="utf-8"))
     assert on_disk == read_manifest(toy_model, "model")
+
+
+def test_adaptive_score_graph_never_builds_the_vocabulary(
+        exported: tuple[str, bool, Path, Path]) -> None:
+    """In an adaptive model's score graph no computed tensor has a vocabulary-sized axis (only
+    the embedding table does); the step graph does output [batch, vocab]."""
+    import onnx
+
+    cell, tied, checkpoint, model_dir = exported
+    m = read_manifest(model_dir, "model")
+    if m["output"]["name"] != "adaptive":
+        pytest.skip("full softmax builds the distribution by design")
+    vocab = m["vocab_size"]
+
+    def computed_dims(path: Path) -> list[tuple]:
+        graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+        initializers = {i.name for i in graph.initializer}
+        return [tuple(d.dim_value for d in v.type.tensor_type.shape.dim)
+                for v in (*graph.value_info, *graph.output) if v.name not in initializers]
+
+    assert not [d for d in computed_dims(model_dir / "score.onnx") if vocab in d]
+    assert any(vocab in d for d in computed_dims(model_dir / "step.onnx"))

@@ -84,20 +84,29 @@ def metric_lines(folder: Path) -> list[dict[str, Any]]:
 # --- kill -9 and resume --------------------------------------------------------------------------
 
 
-def test_sigkill_then_resume_gives_the_same_weights(toy_data: Path, tmp_path: Path) -> None:
+#: The regularised recipe on top of RUN: adaptive output, line-start windows of varied length,
+#: warmup and cosine, weight average, every dropout and activation regularisation.
+RECIPE: dict[str, Any] = dict(RUN, output="adaptive", cutoffs=(8, 16), windows="verse",
+                              vary_bptt=True, schedule="cosine", warmup=3, ema=0.9, ar=0.5,
+                              input_dropout=0.1, embed_dropout=0.1, weight_dropout=0.2)
+
+
+@pytest.mark.parametrize("config", [RUN, RECIPE], ids=["plain", "recipe"])
+def test_sigkill_then_resume_gives_the_same_weights(config: dict[str, Any], toy_data: Path,
+                                                    tmp_path: Path) -> None:
     """A run SIGKILLed at step 23 (last checkpoint at step 20) and resumed ends bit for bit
     where an uninterrupted run of the same config ends: best and last weights, optimiser
-    state, and every metrics line but the timings."""
+    state (and weight average), and every metrics line but the timings."""
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    done = run_script(RUN, toy_data, whole)
+    done = run_script(config, toy_data, whole)
     assert done.returncode == 0, done.stderr
-    died = run_script(RUN, toy_data, killed, kill_at=23)
+    died = run_script(config, toy_data, killed, kill_at=23)
     assert died.returncode == -9, died.stderr
     _, meta = load_training_state(killed / "last.safetensors")
     assert meta["run"]["step"] == 20
     assert read_manifest(killed, "checkpoint")["status"]["state"] == "running"
     load_checkpoint(killed)                              # the interrupted folder is usable
-    again = run_script(RUN, toy_data, killed, resume=True)
+    again = run_script(config, toy_data, killed, resume=True)
     assert again.returncode == 0, again.stderr
     assert_same_tensors(tensors(whole / "model.safetensors"),
                         tensors(killed / "model.safetensors"))
@@ -223,7 +232,7 @@ def test_nan_through_the_cli_is_one_line(toy_data: Path, tmp_path: Path,
     result = CliRunner().invoke(cli, ["-q", "train", "--data", str(toy_data), "--out",
                                       str(tmp_path / "c"), "--preset", "tiny", "--hidden-size",
                                       "16", "--embedding-size", "16", "--batch-size", "8", "--device",
-                                      "cpu"])
+                                      "cpu", "--output", "full"])
     assert_one_line_error(result, "loss became nan at step 3", "last good checkpoint")
 
 
@@ -338,7 +347,8 @@ def test_torchrun_two_processes_match_one(toy_data: Path, tmp_path: Path) -> Non
     its loss curve and weights match one process with the same 16 rows within DDP_RTOL."""
     options = ["--preset", "tiny", "--hidden-size", "16", "--embedding-size", "16",
                "--dropout", "0", "--batch-size", "16", "--bptt", "12", "--epochs", "2",
-               "--eval-every", "6", "--device", "cpu", "--quiet"]
+               "--eval-every", "6", "--device", "cpu", "--quiet", "--output", "full",
+               "--input-dropout", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     runs = {}
     for name, extra in (("one", []), ("two", ["--nproc", "2"])):

@@ -110,8 +110,11 @@ def test_checkpoint_folder(toy_checkpoint: Path, toy_data: Path) -> None:
     data = read_manifest(toy_data, "data")
     assert manifest["model"] == {"vocab_size": data["vocab_size"], "cell": "lstm", "layers": 1,
                                  "embedding_size": 24, "hidden_size": 24, "dropout": 0.0,
-                                 "tied": True}
-    assert manifest["config"] == dataclasses.asdict(TrainConfig(**TOY_TRAIN))
+                                 "tied": True, "output": "full", "cutoffs": [],
+                                 "div_value": 4.0, "input_dropout": 0.0, "embed_dropout": 0.0,
+                                 "weight_dropout": 0.0}
+    assert manifest["config"] == json.loads(json.dumps(dataclasses.asdict(
+        TrainConfig(**TOY_TRAIN))))
     assert manifest["data"]["path"] == str(toy_data.resolve())
     assert manifest["data"]["manifest_sha256"] == hashlib.sha256(
         (toy_data / "manifest.json").read_bytes()).hexdigest()
@@ -169,10 +172,10 @@ def test_load_checkpoint_refuses_mismatched_weights(toy_checkpoint: Path, tmp_pa
 
 
 def test_presets() -> None:
-    """The four presets exist, grow in size, and preset() applies overrides (ignoring None)
-    without changing the preset itself."""
+    """The four presets exist, grow in size (layers x hidden), and preset() applies overrides
+    (ignoring None) without changing the preset itself."""
     assert list(PRESETS) == ["tiny", "small", "medium", "large"]
-    sizes = [PRESETS[name].hidden_size for name in PRESETS]
+    sizes = [PRESETS[name].hidden_size * PRESETS[name].layers for name in PRESETS]
     assert sizes == sorted(sizes)
     config = preset("small", epochs=1, lr=None, device="cpu")
     assert config.epochs == 1

@@ -1,0 +1,164 @@
+"""The `pocketlm run` model against the 5-gram it replaces, on the default KJV split (CPU).
+
+    python bench/vs_ngram.py                    # runs `pocketlm run --out runs/vs_ngram` (timed)
+    python bench/vs_ngram.py --run runs/kjv     # measure an existing `pocketlm run` folder
+
+Figures, each printed beside the 5-gram's (KenLM modified Kneser-Ney, measured on the same split;
+see /BENCHMARKS in docs/stages.md):
+
+* ``sentence_ppl``: test split, one verse at a time with the runtime convention (zero state,
+  ``<eos>`` as start context, final ``<eos>`` predicted), exp(total nats / predicted tokens);
+* ``ranking``: held-out (test) verses against corrupted copies — two words swapped, or one word
+  replaced by a random vocabulary word — the share of pairs where the verse scores higher
+  (``--pairs`` verses, each with both corruptions; ties count as wrong);
+* ``tokens_per_s``: the test split's sentences scored on one thread (``LanguageModel(...,
+  threads=1).score_batch``, tokenisation included), fp32 and int8, median of ``--repeats``.
+
+Prints one JSON line per figure group (``record``: machine, run, quality, speed, summary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+from common import emit, machine, median  # noqa: E402
+
+#: KenLM 5-gram (modified Kneser-Ney) on the same split, from BENCHMARKS.md.
+NGRAM = {"sentence_ppl": 37.05, "ranking": 0.936, "tokens_per_s": 4_000_000}
+#: What the `pocketlm run` model must reach on the 2-core machine.
+TARGETS = {"sentence_ppl": 29.6, "ranking": 0.95, "tokens_per_s_int8": 150_000,
+           "tokens_per_s_fp32": 80_000, "run_seconds": 300}
+
+
+def test_verses(data_dir: Path) -> list[list[int]]:
+    """The test split's lines as token-id lists (without the ``<eos>`` markers)."""
+    from pocketlm.runtime import EOS_ID, read_manifest
+
+    info = read_manifest(data_dir, "data")["splits"]["test"]
+    ids = np.fromfile(data_dir / info["file"], dtype=info["dtype"]).astype(np.int64)
+    cuts = np.flatnonzero(ids == EOS_ID)
+    out, begin = [], 0
+    for end in cuts:
+        out.append(ids[begin:end].tolist())
+        begin = end + 1
+    return out
+
+
+def corrupt(verses: list[list[int]], pairs: int, vocab: int, seed: int
+            ) -> list[tuple[list[int], list[int], str]]:
+    """(original, corrupted, kind) for ``pairs`` verses of at least 3 words, each with a swap of
+    two different words and a one-word replacement."""
+    rng = np.random.default_rng(seed)
+    usable = [v for v in verses if len(v) >= 3 and len(set(v)) >= 2]
+    chosen = rng.choice(len(usable), size=min(pairs, len(usable)), replace=False)
+    out = []
+    for i in chosen:
+        verse = usable[int(i)]
+        while True:
+            a, b = rng.choice(len(verse), size=2, replace=False)
+            if verse[a] != verse[b]:
+                break
+        swapped = list(verse)
+        swapped[a], swapped[b] = swapped[b], swapped[a]
+        out.append((verse, swapped, "swap"))
+        pos = int(rng.integers(len(verse)))
+        word = verse[pos]
+        while word == verse[pos]:
+            word = int(rng.integers(2, vocab))
+        replaced = list(verse)
+        replaced[pos] = word
+        out.append((verse, replaced, "replace"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, default=None,
+                        help="an existing `pocketlm run --out DIR` folder (default: run it now)")
+    parser.add_argument("--out", type=Path, default=Path("runs/vs_ngram"),
+                        help="where to run `pocketlm run` when --run is not given")
+    parser.add_argument("--pairs", type=int, default=500, help="verses to corrupt (x2 pairs)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    emit("machine", **machine())
+
+    run_seconds = None
+    folder = args.run
+    if folder is None:
+        folder = args.out
+        command = [sys.executable, "-m", "pocketlm.pipeline.cli", "run", "--out", str(folder),
+                   "--overwrite"]
+        t0 = time.perf_counter()
+        subprocess.run(command, check=True, stdout=sys.stderr)  # keep stdout JSON lines only
+        run_seconds = time.perf_counter() - t0
+        emit("run", command=" ".join(["pocketlm", *command[3:]]), seconds=round(run_seconds, 1))
+
+    from pocketlm.runtime import LanguageModel, read_manifest
+
+    model_dir, data_dir = folder / "model", folder / "data"
+    manifest = read_manifest(model_dir, "model")
+    verses = test_verses(data_dir)
+    lm = LanguageModel(model_dir, threads=1)
+    quality = {}
+    for precision in manifest["graphs"]["score"]["files"]:
+        lm = LanguageModel(model_dir, precision=precision, threads=1)
+        rows = lm._token_logprobs(verses)
+        nats = -sum(float(r.sum()) for r in rows)
+        count = sum(len(r) for r in rows)
+        pairs = corrupt(verses, args.pairs, lm.vocab_size, args.seed)
+        scores = lm._token_logprobs([p[0] for p in pairs] + [p[1] for p in pairs])
+        good = np.array([float(scores[i].sum()) > float(scores[i + len(pairs)].sum())
+                         for i in range(len(pairs))])
+        kinds = np.array([p[2] for p in pairs])
+        quality[precision] = {
+            "sentence_ppl": round(float(np.exp(nats / count)), 3),
+            "ranking": round(float(good.mean()), 4),
+            "ranking_swap": round(float(good[kinds == "swap"].mean()), 4),
+            "ranking_replace": round(float(good[kinds == "replace"].mean()), 4),
+            "pairs": len(pairs), "verses": len(verses), "tokens": count}
+        emit("quality", precision=precision, **quality[precision])
+
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / manifest["tokenizer"]))
+    lines = [" ".join(tok.id_to_token(i) for i in v if i != 0) for v in verses]
+    count = sum(len(tok.encode(line).ids) + 1 for line in lines)
+    speed = {}
+    sessions = {p: LanguageModel(model_dir, precision=p, threads=1)
+                for p in manifest["graphs"]["score"]["files"]}
+    times: dict[str, list[float]] = {p: [] for p in sessions}
+    for _ in range(args.repeats):                       # alternate: fp32 int8 fp32 int8 ...
+        for p, model in sessions.items():
+            t0 = time.perf_counter()
+            model.score_batch(lines)
+            times[p].append(time.perf_counter() - t0)
+    for p in sessions:
+        speed[p] = round(count / median(times[p]))
+        emit("speed", precision=p, threads=1, tokens=count, seconds=round(median(times[p]), 3),
+             tokens_per_s=speed[p])
+
+    best = quality.get("int8", quality["fp32"])
+    emit("summary", model=str(model_dir),
+         model_config={k: manifest["model"].get(k) for k in
+                       ("cell", "layers", "embedding_size", "hidden_size", "output", "cutoffs")},
+         pocketlm={"sentence_ppl_fp32": quality["fp32"]["sentence_ppl"],
+                   "sentence_ppl_int8": quality.get("int8", {}).get("sentence_ppl"),
+                   "ranking_fp32": quality["fp32"]["ranking"], "ranking_int8": best["ranking"],
+                   "tokens_per_s_fp32": speed.get("fp32"), "tokens_per_s_int8": speed.get("int8"),
+                   "run_seconds": None if run_seconds is None else round(run_seconds, 1)},
+         ngram_5gram=NGRAM, targets=TARGETS)
+
+
+if __name__ == "__main__":
+    main()
