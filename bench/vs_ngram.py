@@ -108,18 +108,22 @@ def main() -> None:
 
     model_dir, data_dir = folder / "model", folder / "data"
     manifest = read_manifest(model_dir, "model")
+    from tokenizers import Tokenizer
+
     verses = test_verses(data_dir)
-    lm = LanguageModel(model_dir, threads=1)
+    tok = Tokenizer.from_file(str(model_dir / manifest["tokenizer"]))
+
+    def text(ids: list[int]) -> str:     # what a user would type; <unk> stays <unk>
+        return " ".join(tok.id_to_token(i) for i in ids)
+
     quality = {}
     for precision in manifest["graphs"]["score"]["files"]:
         lm = LanguageModel(model_dir, precision=precision, threads=1)
-        rows = lm._token_logprobs(verses)
-        nats = -sum(float(r.sum()) for r in rows)
-        count = sum(len(r) for r in rows)
+        nats = -float(np.sum(lm.score_batch([text(v) for v in verses])))
+        count = sum(len(v) + 1 for v in verses)
         pairs = corrupt(verses, args.pairs, lm.vocab_size, args.seed)
-        scores = lm._token_logprobs([p[0] for p in pairs] + [p[1] for p in pairs])
-        good = np.array([float(scores[i].sum()) > float(scores[i + len(pairs)].sum())
-                         for i in range(len(pairs))])
+        scores = lm.score_batch([text(p[0]) for p in pairs] + [text(p[1]) for p in pairs])
+        good = np.array([scores[i] > scores[i + len(pairs)] for i in range(len(pairs))])
         kinds = np.array([p[2] for p in pairs])
         quality[precision] = {
             "sentence_ppl": round(float(np.exp(nats / count)), 3),
@@ -129,10 +133,7 @@ def main() -> None:
             "pairs": len(pairs), "verses": len(verses), "tokens": count}
         emit("quality", precision=precision, **quality[precision])
 
-    from tokenizers import Tokenizer
-
-    tok = Tokenizer.from_file(str(model_dir / manifest["tokenizer"]))
-    lines = [" ".join(tok.id_to_token(i) for i in v if i != 0) for v in verses]
+    lines = [text(v) for v in verses]
     count = sum(len(tok.encode(line).ids) + 1 for line in lines)
     speed = {}
     sessions = {p: LanguageModel(model_dir, precision=p, threads=1)
