@@ -116,3 +116,20 @@ def quick_run(out: Path, max_steps: int = 100) -> tuple[Path, Path, Path]:
     train(preset("tiny", max_steps=max_steps, device="cpu", log_every=0), data, ckpt)
     export(ckpt, model)
     return model, data, ckpt
+
+
+def model_folders(args: Any) -> tuple[Path, Path, Path, Any]:
+    """(model, data, checkpoint, temporary folder or None) from the ``--run``/``--model``/
+    ``--data``/``--checkpoint`` options, or from a :func:`quick_run` in a temporary folder when
+    no model is given (keep the returned folder object alive while the files are used)."""
+    import logging
+    import tempfile
+
+    logging.getLogger("pocketlm").setLevel(logging.WARNING)
+    tmp = None
+    model, data, ckpt = run_folders(args.run, args.model, args.data, args.checkpoint)
+    if model is None:
+        tmp = tempfile.TemporaryDirectory(prefix="pocketlm-bench-")
+        model, data, ckpt = quick_run(Path(tmp.name))
+    assert data is not None and ckpt is not None, "pass --data and --checkpoint"
+    return model, data, ckpt, tmp

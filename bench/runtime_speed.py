@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -40,8 +39,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from common import (add_folder_arguments, emit, machine, median, percentile,  # noqa: E402
-                    quick_run, run_folders)
+from common import (add_folder_arguments, emit, machine, median, model_folders,  # noqa: E402
+                    percentile)
 
 
 def alternate(variants: dict[str, Callable[[], Any]], repeats: int,
@@ -302,13 +301,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.only.split(","))
 
-    logging.getLogger("pocketlm").setLevel(logging.WARNING)
-    tmp = None
-    model, data, ckpt = run_folders(args.run, args.model, args.data, args.checkpoint)
-    if model is None:
-        tmp = tempfile.TemporaryDirectory(prefix="pocketlm-bench-")
-        model, data, ckpt = quick_run(Path(tmp.name))
-    assert data is not None and ckpt is not None, "pass --data and --checkpoint"
+    model, data, ckpt, tmp = model_folders(args)
     from scoring import test_sentences
 
     sentences, matches = test_sentences(data)

@@ -20,10 +20,8 @@ plus onnx/torch ratios of those medians and the largest |onnx - torch| sentence 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from common import add_folder_arguments, emit, machine, median, quick_run, run_folders  # noqa: E402
+from common import add_folder_arguments, emit, machine, median, model_folders  # noqa: E402
 
 
 def test_sentences(data_dir: Path) -> tuple[list[str], bool]:
@@ -107,13 +105,7 @@ def main() -> None:
 
     from pocketlm.runtime import LanguageModel
 
-    logging.getLogger("pocketlm").setLevel(logging.WARNING)
-    tmp = None
-    model, data, ckpt = run_folders(args.run, args.model, args.data, args.checkpoint)
-    if model is None:
-        tmp = tempfile.TemporaryDirectory(prefix="pocketlm-bench-")
-        model, data, ckpt = quick_run(Path(tmp.name))
-    assert data is not None and ckpt is not None, "pass --data and --checkpoint"
+    model, data, ckpt, tmp = model_folders(args)
 
     all_threads = os.cpu_count() or 1
     sentences, matches = test_sentences(data)

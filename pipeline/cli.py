@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from pocketlm.runtime.artifact import PocketLMError
 from pocketlm.runtime.cli import json_option as _json_option
 from pocketlm.runtime.cli import load_model as _load
 from pocketlm.runtime.cli import overwrite_option as _overwrite_option

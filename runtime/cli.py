@@ -158,6 +158,15 @@ _batch_option = click.option("--batch-size", type=click.IntRange(min=1), default
                              show_default=True, help="Lines read and scored at a time.")
 
 
+def _scoring_options(f: Any) -> Any:
+    """--bos/--eos, --batch-size, --precision, --threads and --json: what scoring commands
+    share."""
+    for option in reversed((_bos_option, _eos_option, _batch_option, precision_option,
+                            threads_option, json_option)):
+        f = option(f)
+    return f
+
+
 def load_model(model_dir: Path, precision: str = "fp32", threads: int | None = None) -> Any:
     """Open a model folder with the runtime."""
     from .model import LanguageModel
@@ -234,12 +243,7 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 @cli.command()
 @model_option
 @click.argument("sentences", nargs=-1)
-@_bos_option
-@_eos_option
-@_batch_option
-@precision_option
-@threads_option
-@json_option
+@_scoring_options
 def score(model_dir: Path, sentences: tuple[str, ...], bos: bool, eos: bool, batch_size: int,
           precision: str, threads: int | None, as_json: bool) -> None:
     """Log-probability (nats) and perplexity of each SENTENCE (or stdin line, streamed).
@@ -389,12 +393,7 @@ def _json_nbest(line: str, number: int, count: int) -> tuple[Any, list[str], lis
               help="Added once per word (positive favours longer hypotheses).")
 @click.option("--top", type=click.IntRange(min=0), default=0, show_default=True,
               help="Print only the best N of each list (0: all).")
-@_bos_option
-@_eos_option
-@_batch_option
-@precision_option
-@threads_option
-@json_option
+@_scoring_options
 def rescore(model_dir: Path, nbest: IO[str], fmt: str, weight: float, word_penalty: float,
             top: int, bos: bool, eos: bool, batch_size: int, precision: str,
             threads: int | None, as_json: bool) -> None:

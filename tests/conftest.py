@@ -10,8 +10,10 @@ Nothing here reaches the network: the hub is switched off for the whole session.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,12 @@ def salad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train(TrainConfig(**TOY_TRAIN), root / "data", root / "checkpoint")
     export(root / "checkpoint", root / "model", ExportConfig(int8=False))
     return root / "model"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI sets up the ``pocketlm`` logger; every test leaves it as it found it."""
+    logger = logging.getLogger("pocketlm")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved

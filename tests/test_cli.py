@@ -9,7 +9,6 @@ import math
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,6 @@ COMMANDS = ("ingest", "train", "export", "evaluate", "score", "rank", "rescore",
 TINY = ["--preset", "tiny", "--layers", "1", "--hidden-size", "16", "--embedding-size", "16",
         "--epochs", "1", "--batch-size", "8", "--bptt", "10", "--device", "cpu",
         "--output", "full"]
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI points the `pocketlm` logger at the runner's stderr; put it back afterwards so
-    later tests do not log into a closed stream."""
-    logger = logging.getLogger("pocketlm")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def invoke(*args: str, input: str | None = None) -> Result:

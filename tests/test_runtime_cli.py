@@ -5,13 +5,11 @@ stack."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +23,6 @@ from pocketlm.runtime.cli import cli
 from .conftest import BLOCK_TRAINING_STACK
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    logger = logging.getLogger("pocketlm")
-    saved = (logger.handlers[:], logger.level, logger.propagate)
-    yield
-    logger.handlers[:], logger.level, logger.propagate = saved
 
 
 def ok(*args: str, input: str | None = None) -> Result:
