@@ -13,7 +13,7 @@ one ``result`` (config, parameters, tokens/s, best valid, test, wall seconds of 
 ``train`` call, seconds until validation first reached each target); ``export`` and ``check``
 lines (test perplexity through ONNX) for the large preset; ``done``.
 
-Targets (issue 5): validation stream perplexity 29.4 within 9 s wall including evaluation;
+Targets: validation stream perplexity 29.4 within 9 s wall including evaluation;
 test stream perplexity <= 19.5 within 5 minutes at <= 25M parameters. The baseline is
 pytorch/examples' word_language_model recipe (LSTM 2x650, dropout 0.5, batch 20, bptt 35, SGD
 lr 20 divided by 4 when validation stalls, clip 0.25, fp32, untied), 6 epochs.
