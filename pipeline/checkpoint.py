@@ -21,19 +21,17 @@ it. No file is a pickle.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pocketlm.runtime.artifact import (CHECKPOINT_FILES, PocketLMError, read_manifest,
-                                       sha256_file, umask_mode)
+from pocketlm.runtime.artifact import (CHECKPOINT_FILES, PocketLMError, atomic_path,
+                                       read_manifest, sha256_file)
 
 from .model import RNNLM, ModelConfig
 
@@ -56,24 +54,9 @@ JSON = Any
 # --- files ---------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Any:
-    """Yield a temporary sibling of ``path``; on success rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, umask_mode(0o666))  # mkstemp and safetensors create 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one rename."""
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
@@ -90,7 +73,7 @@ def save_weights(model: RNNLM, path: Path) -> None:
     """Write the weights as safetensors (atomically)."""
     from safetensors.torch import save_file
 
-    with _atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         save_file(weight_tensors(model), str(tmp),
                   metadata={"format": "pt", "producer": "pocketlm"})
 
@@ -194,7 +177,7 @@ def save_training_state(path: Path, groups: Mapping[str, Mapping[str, torch.Tens
             for group, tensors in groups.items() for name, t in tensors.items()}
     header = {"format": "pt", "producer": "pocketlm", "state_version": str(STATE_VERSION),
               "meta": json.dumps(meta, allow_nan=True)}
-    with _atomic_path(Path(path)) as tmp:
+    with atomic_path(Path(path)) as tmp:
         save_file(flat, str(tmp), metadata=header)
 
 
@@ -296,7 +279,7 @@ def write_curve(history: list[dict[str, Any]], path: Path) -> bool:
     axes[0].set_ylabel("perplexity")
     axes[0].legend()
     fig.tight_layout()
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
     return True

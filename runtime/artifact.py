@@ -73,20 +73,28 @@ def umask_mode(mode: int) -> int:
     return mode & ~umask
 
 
-def write_json_atomic(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
-    """Write JSON to a temporary sibling, then rename it over ``path``."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to write; on success it is renamed over ``path``
+    (with the mode a new file would get), on failure removed: readers see the old file or the
+    new one, never a part."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        os.chmod(tmp, umask_mode(0o666))
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False)
-            fh.write("\n")
+        yield Path(tmp)
+        os.chmod(tmp, umask_mode(0o666))  # mkstemp (and safetensors) create 0600
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: Mapping[str, Any]) -> None:
+    """Write JSON to a temporary sibling, then rename it over ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
 
 
 def write_manifest(folder: str | os.PathLike[str], kind: str, body: Mapping[str, Any],
