@@ -160,6 +160,7 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     check_output_folder(out, overwrite)
     model, ckpt = load_checkpoint(checkpoint_dir)
     model = model.float().eval()
+    model.decoder = model.decoder.export_ready()     # e.g. tied tail matrices as constants
     names = list(model.cell.state_names)
     cfg = model.config
     state_in = [f"state_{n}" for n in names]

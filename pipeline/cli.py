@@ -132,7 +132,8 @@ def _train_options(f: Any) -> Any:
                      help="auto (CUDA when present), cpu, cuda, cuda:N" + from_preset),
         click.option("--precision", "train_precision",
                      type=click.Choice(["auto", "fp32", "bf16"]), default=None,
-                     help="auto: bf16 autocast on CUDA, fp32 on CPU" + from_preset),
+                     help="auto: bf16 autocast on CUDA and on CPUs with hardware bf16 "
+                          "(AVX512-BF16, AMX), fp32 elsewhere" + from_preset),
         click.option("--max-steps", type=click.IntRange(min=0), default=None,
                      help="Stop after this many steps (0: no limit)" + from_preset),
         click.option("--eval-every", type=click.IntRange(min=0), default=None,

@@ -59,7 +59,7 @@ def test_exact_normalised_logprobs(output: str, tied: bool) -> None:
 
 def test_adaptive_ties_head_rows() -> None:
     """Tied, the adaptive head's word rows are the embedding's first rows (same storage); the
-    cluster entries and tails are the layer's own."""
+    cluster entries are the layer's own."""
     model = make("adaptive", tied=True)
     head = model.decoder.head_weight()
     assert torch.equal(head[:10], model.embedding.weight[:10])
@@ -68,6 +68,40 @@ def test_adaptive_ties_head_rows() -> None:
         model.embedding.weight[3, 0] = 42.0
     assert model.decoder.head_weight()[3, 0].item() == 42.0
     assert "decoder.head_words" in dict(make("adaptive", tied=False).named_parameters())
+
+
+def test_adaptive_ties_tail_words() -> None:
+    """Tied, a tail cluster's word vectors are its words' embedding rows mapped down: a change to
+    a tail word's embedding row changes that word's output vector and no other; a tail target's
+    loss reaches the embedding rows of its cluster (through the cluster's softmax) and of no
+    other tail cluster. Untied, the tails are plain linear layers."""
+    model = make("adaptive", tied=True)
+    tail = model.decoder.tails[0][1]                      # words 10..24, size 12 // 4 = 3
+    before = tail.weight().detach().clone()
+    assert before.shape == (15, 3)
+    with torch.no_grad():
+        model.embedding.weight[12] += 1.0                 # word 12 = row 2 of tail cluster 1
+    changed = (tail.weight().detach() != before).any(dim=1)
+    assert changed.tolist() == [i == 2 for i in range(15)]
+    model.zero_grad()
+    model.loss(torch.randn(4, 1, 12), torch.tensor([[12], [12], [3], [3]])).backward()
+    grad = model.embedding.weight.grad.abs().sum(dim=1)
+    assert (grad[10:25] > 0).all() and (grad[25:] == 0).all()
+    untied = make("adaptive", tied=False)
+    assert isinstance(untied.decoder.tails[0][1], torch.nn.Linear)
+
+
+def test_export_ready_folds_tied_tails() -> None:
+    """export_ready replaces each tied tail by a linear layer with the product computed once:
+    the log-probabilities stay the same, and no parameter refers to the embedding any more."""
+    model = make("adaptive", tied=True).eval()
+    h = torch.randn(6, 12)
+    expected = model.decoder.log_probs(h)
+    ready = model.decoder.export_ready()
+    assert all(isinstance(t[1], torch.nn.Linear) for t in ready.tails)
+    assert torch.allclose(ready.log_probs(h), expected, atol=1e-6)
+    full = make("full")
+    assert full.decoder.export_ready() is full.decoder
 
 
 @pytest.mark.parametrize("output", sorted(SETTINGS))

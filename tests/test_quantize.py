@@ -35,7 +35,8 @@ def test_tied_matrix_stored_once(kjv_model: Path, graph: str) -> None:
 
 def test_shared_int8_scores_like_fp32(kjv_model: Path) -> None:
     """With the shared matrix the int8 graphs stay within 2% of fp32 perplexity, and the step
-    graph agrees with the score graph."""
+    graph agrees with the score graph within 0.01 nats per predicted token (each graph picks
+    its own activation scales: one row at a time against the whole batch)."""
     lines = ["and god said , let there be light", "in the beginning god created the heaven",
              "and the lord spake unto moses , saying", "blessed are the meek"]
     fp32 = LanguageModel(kjv_model)
@@ -43,10 +44,12 @@ def test_shared_int8_scores_like_fp32(kjv_model: Path) -> None:
     assert int8.perplexity(lines) == pytest.approx(fp32.perplexity(lines), rel=0.02)
     state = int8.begin()
     total = 0.0
-    for token in int8.tokenize(lines[0]):
+    tokens = int8.tokenize(lines[0])
+    for token in tokens:
         logprob, state = int8.advance(state, token)
         total += logprob
-    assert total + int8.end(state) == pytest.approx(int8.score(lines[0]), abs=0.05)
+    assert total + int8.end(state) == pytest.approx(int8.score(lines[0]),
+                                                    abs=0.01 * (len(tokens) + 1))
 
 
 def test_share_tied_matrix_leaves_untied_graphs(toy_model: Path, tmp_path: Path) -> None:
