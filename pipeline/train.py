@@ -169,15 +169,16 @@ class TrainConfig:
 #: Named starting points (figures and wall times: docs/stages.md, "Presets").
 #:
 #: * ``tiny``: what ``pocketlm run`` trains; sized for a 2-core CPU and a few minutes. A fixed
-#:   number of steps (9 epochs x 381 verse windows), so it is deterministic, not wall-clock bound.
+#:   number of steps (14 epochs x 381 verse windows), so it is deterministic, not wall-clock
+#:   bound.
 #: * ``small``: the 2x200 LSTM of pytorch/examples' CPU default, with pocketlm's recipe.
 #: * ``medium``: GPU, fast: aims at validation stream perplexity 29.4 within 9 s on an H100.
 #: * ``large``: GPU, quality: <= 25M parameters, the AWD-style regularised recipe, aiming at
 #:   test perplexity <= 19.5 within 5 minutes on an H100.
 _ADAPTIVE = dict(output="adaptive", cutoffs=(1000, 4000), div_value=4.0)
 PRESETS: dict[str, TrainConfig] = {
-    "tiny": TrainConfig(layers=1, embedding_size=128, hidden_size=256, dropout=0.25,
-                        input_dropout=0.15, batch_size=64, bptt=35, epochs=9, lr=4e-3,
+    "tiny": TrainConfig(layers=1, embedding_size=128, hidden_size=208, dropout=0.35,
+                        input_dropout=0.2, batch_size=64, bptt=35, epochs=14, lr=8e-3,
                         windows="verse", schedule="cosine", warmup=100, **_ADAPTIVE),
     "small": TrainConfig(layers=2, embedding_size=200, hidden_size=200, dropout=0.25,
                          input_dropout=0.15, batch_size=64, bptt=35, epochs=6, lr=4e-3,
@@ -228,7 +229,7 @@ def _optimizer(model: RNNLM, config: TrainConfig) -> torch.optim.Optimizer:
 def native_bf16_cpu() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16 autocast
     trains about 1.5x (two threads) to 1.9x (one thread) faster than fp32 with the same
-    perplexity (docs/stages.md, "Precision")."""
+    perplexity (docs/stages.md, "GPU" paragraph of the train stage)."""
     checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None),
               getattr(torch.cpu, "_is_amx_tile_supported", None))
     return any(check is not None and bool(check()) for check in checks)

@@ -273,8 +273,9 @@ class LanguageModel:
         return self.tokenizer.encode(clean_text(sentence)).ids
 
     def _encode_batch(self, sentences: Sequence[str]) -> list[list[int]]:
-        return [enc.ids for enc in self.tokenizer.encode_batch([clean_text(s)
-                                                                for s in sentences])]
+        # encode_batch_fast skips character offsets (a third of the tokenizer's time here)
+        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
+        return [enc.ids for enc in encode([clean_text(s) for s in sentences])]
 
     def _check_ids(self, ids: np.ndarray, where: str) -> np.ndarray:
         if ids.size and ids.dtype.kind not in "iu":
