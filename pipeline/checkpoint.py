@@ -103,7 +103,8 @@ def load_checkpoint(checkpoint_dir: str | os.PathLike[str],
                     device: str | torch.device = "cpu") -> tuple[RNNLM, dict[str, Any]]:
     """Rebuild the model a checkpoint folder describes and load its weights (no pickle)."""
     manifest = read_manifest(checkpoint_dir, "checkpoint")
-    model = RNNLM(ModelConfig(**manifest["model"]))
+    # checkpoints written before tied tails existed hold plain tail matrices
+    model = RNNLM(ModelConfig(**{"tied_tails": False, **manifest["model"]}))
     try:
         load_weights(model, Path(checkpoint_dir) / WEIGHTS)
     except Exception as exc:

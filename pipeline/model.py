@@ -4,8 +4,9 @@
                   → [projection H → E] → features [B, T, D] → output layer (pipeline/outputs.py)
 
 With ``tied=True`` the output layer reuses the embedding matrix (Press & Wolf, 2017): all of it
-(``full``) or the head words' rows (``adaptive``); when the hidden size differs from the embedding
-size a bias-free projection maps hidden → embedding first.
+(``full``), or the head words' rows plus, with ``tied_tails``, the tail words' rows through a
+learned down-mapping (``adaptive``); when the hidden size differs from the embedding size a
+bias-free projection maps hidden → embedding first.
 
 Regularisation (all off in eval mode, so export and the runtime see the plain model):
 
@@ -53,6 +54,8 @@ class ModelConfig:
     input_dropout: float = 0.2
     embed_dropout: float = 0.0
     weight_dropout: float = 0.0
+    # tied adaptive tails (pipeline/outputs.py, TiedTail); checkpoints from before load as False
+    tied_tails: bool = True
 
     def __post_init__(self) -> None:
         get_cell(self.cell)
@@ -106,7 +109,7 @@ class RNNLM(nn.Module):
         self.output = get_output(config.output)
         self.decoder = self.output.build(out_size, config.vocab_size,
                                          self.embedding if config.tied else None,
-                                         config.cutoffs, config.div_value)
+                                         config.cutoffs, config.div_value, config.tied_tails)
 
     def init_state(self, batch: int, device: torch.device | str = "cpu",
                    dtype: torch.dtype = torch.float32) -> State:

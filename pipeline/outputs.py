@@ -54,7 +54,8 @@ class FullSoftmax(nn.Linear):
     ``decoder.bias``)."""
 
     def __init__(self, in_size: int, vocab_size: int, tied: nn.Embedding | None,
-                 cutoffs: tuple[int, ...] = (), div_value: float = 4.0) -> None:
+                 cutoffs: tuple[int, ...] = (), div_value: float = 4.0,
+                 tied_tails: bool = True) -> None:
         super().__init__(in_size, vocab_size)
         if tied is not None:
             self.weight = tied.weight
@@ -114,7 +115,8 @@ class AdaptiveSoftmax(nn.Module):
     tail cluster; tail cluster k sits behind a projection to ``in_size // div_value**k``."""
 
     def __init__(self, in_size: int, vocab_size: int, tied: nn.Embedding | None,
-                 cutoffs: tuple[int, ...] = (1000, 4000), div_value: float = 4.0) -> None:
+                 cutoffs: tuple[int, ...] = (1000, 4000), div_value: float = 4.0,
+                 tied_tails: bool = True) -> None:
         super().__init__()
         self.bounds = (*cutoffs, vocab_size)                      # c0 < c1 < ... < V
         self.shortlist = cutoffs[0]
@@ -131,7 +133,8 @@ class AdaptiveSoftmax(nn.Module):
         for k in range(self.clusters):
             size = max(1, int(in_size // (div_value ** (k + 1))))
             lo, hi = self.bounds[k], self.bounds[k + 1]
-            words = TiedTail(tied, lo, hi, size) if tied is not None else nn.Linear(size, hi - lo)
+            words = (TiedTail(tied, lo, hi, size) if tied is not None and tied_tails
+                     else nn.Linear(size, hi - lo))
             self.tails.append(nn.Sequential(nn.Linear(in_size, size, bias=False), words))
 
     def head_weight(self) -> torch.Tensor:
@@ -205,8 +208,9 @@ class OutputLayer:
     description: str
 
     def build(self, in_size: int, vocab_size: int, tied: nn.Embedding | None,
-              cutoffs: tuple[int, ...], div_value: float) -> nn.Module:
-        return self.module(in_size, vocab_size, tied, cutoffs, div_value)
+              cutoffs: tuple[int, ...], div_value: float, tied_tails: bool = True
+              ) -> nn.Module:
+        return self.module(in_size, vocab_size, tied, cutoffs, div_value, tied_tails)
 
     def check(self, vocab_size: int, cutoffs: tuple[int, ...], div_value: float) -> None:
         """Refuse settings this layer cannot use, naming the option."""

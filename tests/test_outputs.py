@@ -271,3 +271,28 @@ def test_dense_tails_match_gathered() -> None:
     column = torch.where(targets < 10, targets, 10 + (targets >= 25).long())
     dense = head.gather(1, column.unsqueeze(1)).squeeze(1) + model.decoder._dense_tails(h, targets)
     torch.testing.assert_close(dense, model.decoder.target_logprob(h, targets), rtol=0, atol=1e-5)
+
+
+def test_checkpoint_from_before_tied_tails_loads(kjv_checkpoint: Path, tmp_path: Path) -> None:
+    """A checkpoint folder written before tied tails existed (no ``tied_tails`` in its manifest,
+    plain tail matrices in its weights) still loads, with plain tails, so it can be exported."""
+    import dataclasses
+    import shutil
+
+    from pocketlm.pipeline.checkpoint import WEIGHTS, load_checkpoint, save_weights
+    from pocketlm.runtime.artifact import read_manifest, write_manifest
+
+    old = tmp_path / "old"
+    shutil.copytree(kjv_checkpoint, old)
+    manifest = read_manifest(old, "checkpoint")
+    config = ModelConfig(**{**manifest["model"], "tied_tails": False})
+    save_weights(RNNLM(config), old / WEIGHTS)
+    body = {k: v for k, v in manifest.items() if k not in ("format", "format_version", "kind",
+                                                           "special_tokens", "files")}
+    body["model"] = {k: v for k, v in dataclasses.asdict(config).items() if k != "tied_tails"}
+    write_manifest(old, "checkpoint", body, list(manifest["files"]))
+    model, _ = load_checkpoint(old)
+    assert not model.config.tied_tails
+    assert all(type(t[1]) is torch.nn.Linear for t in model.decoder.tails)
+    assert all(type(t[1]).__name__ == "TiedTail"
+               for t in load_checkpoint(kjv_checkpoint)[0].decoder.tails)
