@@ -112,7 +112,7 @@ def test_checkpoint_folder(toy_checkpoint: Path, toy_data: Path) -> None:
                                  "embedding_size": 24, "hidden_size": 24, "dropout": 0.0,
                                  "tied": True, "output": "full", "cutoffs": [],
                                  "div_value": 4.0, "input_dropout": 0.0, "embed_dropout": 0.0,
-                                 "weight_dropout": 0.0}
+                                 "weight_dropout": 0.0, "tied_tails": True}
     assert manifest["config"] == json.loads(json.dumps(dataclasses.asdict(
         TrainConfig(**TOY_TRAIN))))
     assert manifest["data"]["path"] == str(toy_data.resolve())
