@@ -11,9 +11,10 @@ training seconds); then ``summary`` with the throughput ratio.
 
 * baseline: pytorch/examples word_language_model defaults for this size: LSTM 2x200, dropout
   0.2, untied, full softmax, batch 20, bptt 35, SGD lr 20 (divided by 4 when validation stalls),
-  clip 0.25, state carried over the stream.
+  clip 0.25, state carried over the stream, fp32 (pytorch/examples has no autocast).
 * pocketlm: the ``small`` preset (LSTM 2x200, adaptive softmax, AdamW, cosine schedule over the
-  steps that fit, batch 64), cut to the same seconds.
+  steps that fit, batch 64, ``precision auto``: bf16 on CPUs with hardware bf16), cut to the
+  same seconds.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ BASELINE = dict(cell="lstm", layers=2, embedding_size=200, hidden_size=200, drop
                 input_dropout=0.2, tied=False, output="full", cutoffs=(), batch_size=20, bptt=35,
                 optimizer="sgd", lr=20.0, lr_decay=0.25, clip=0.25, weight_decay=0.0,
                 schedule="plateau", warmup=0, windows="stream", vary_bptt=False, ema=0.0,
-                embed_dropout=0.0, weight_dropout=0.0, ar=0.0)
+                embed_dropout=0.0, weight_dropout=0.0, ar=0.0, precision="fp32")
 
 
 def main() -> None:
