@@ -77,7 +77,8 @@ class FullSoftmax(nn.Linear):
         return F.cross_entropy(self.logits(h).float(), targets, reduction="none")  # (N,)
 
     def export_ready(self) -> nn.Module:
-        """The layer as the graphs hold it (this one already is)."""
+        """The layer as the graphs hold it (this one already is; ``tied_tails`` does not apply
+        to a full softmax)."""
         return self
 
 
@@ -191,7 +192,7 @@ class AdaptiveSoftmax(nn.Module):
     def export_ready(self) -> nn.Module:
         """This layer with every tied tail's word matrix computed once, so a graph holds a
         constant ``[n_k, size]`` matrix instead of multiplying embedding rows on every run.
-        Changes this module in place; export calls it on a copy of the model."""
+        Changes this module in place; export calls it on the model it loaded for export."""
         for tail in self.tails:
             if isinstance(tail[1], TiedTail):
                 tail[1] = tail[1].as_linear()
