@@ -112,6 +112,9 @@ class RNNLM(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.vocab_size < 1:
+            raise PocketLMError("the model config has no vocabulary size (0: not known yet); "
+                                "build it with TrainConfig.model_config(vocab_size)")
         self.config = config
         self.cell = get_cell(config.cell)
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
