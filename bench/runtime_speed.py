@@ -155,11 +155,11 @@ def bench_session_options(model: Path, sentences: list[str], repeats: int,
 def bench_iobinding(model: Path, repeats: int, steps: int = 500) -> None:
     """One step at batch 1: ``session.run`` (fresh outputs) vs ``run_with_iobinding`` into
     preallocated output arrays."""
-    from pocketlm.runtime import LanguageModel
+    from pocketlm.runtime import LanguageModel, graphs
 
     lm = LanguageModel(model, threads=1)
-    session = lm._sessions["step"]
-    feeds = {"token": np.array([5], dtype=np.int64), **lm.initial_state(1)}
+    session = lm._sessions[graphs.STEP]
+    feeds = {graphs.TOKEN: np.array([5], dtype=np.int64), **lm.initial_state(1)}
     binding = session.io_binding()
     for name, value in feeds.items():
         binding.bind_cpu_input(name, value)

@@ -10,7 +10,7 @@ names at the time of asking, so a cell or output layer registered later is a val
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
@@ -36,7 +36,7 @@ def choice_names(choices: Choices) -> list[str]:
     return list(choices() if callable(choices) else choices)
 
 
-def _bounds(meta: dict[str, Any]) -> str:
+def _bounds(meta: Mapping[str, Any]) -> str:
     lo, hi = meta.get("minimum"), meta.get("maximum")
     if lo is not None and hi is not None:
         return (f"in {'(' if meta.get('min_open') else '['}{lo}, {hi}"
@@ -46,7 +46,7 @@ def _bounds(meta: dict[str, Any]) -> str:
     return f"{'<' if meta.get('max_open') else '<='} {hi}"
 
 
-def _inside(value: Any, meta: dict[str, Any]) -> bool:
+def _inside(value: Any, meta: Mapping[str, Any]) -> bool:
     lo, hi = meta.get("minimum"), meta.get("maximum")
     if lo is not None and (value < lo or (meta.get("min_open") and value == lo)):
         return False

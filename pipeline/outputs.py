@@ -290,16 +290,18 @@ def get_output(name: str) -> OutputLayer:
                             f"{', '.join(OUTPUTS)}") from None
 
 
-def check_frequency_order(counts: torch.Tensor | object, first_word: int = 2) -> None:
+def check_frequency_order(counts: torch.Tensor | object, first_word: int = 2,
+                          output: str = "adaptive") -> None:
     """Refuse a vocabulary whose word ids (from ``first_word`` on) are not numbered by falling
-    frequency in the training split (``counts[i]`` = occurrences of id i)."""
+    frequency in the training split (``counts[i]`` = occurrences of id i), as the output layer
+    ``output`` (one with the :data:`FREQUENCY_ORDER` capability) needs."""
     import numpy as np
 
     c = np.asarray(counts)[first_word:]
     bad = np.nonzero(c[1:] > c[:-1])[0]
     if len(bad):
         i = int(bad[0]) + first_word
-        raise PocketLMError(f"--output adaptive needs a vocabulary numbered by falling frequency, "
+        raise PocketLMError(f"--output {output} needs a vocabulary numbered by falling frequency, "
                             f"but id {i + 1} occurs {int(c[i + 1 - first_word])} times in the "
                             f"train split and id {i} only {int(c[i - first_word])}; re-run "
                             f"pocketlm ingest or use --output full")

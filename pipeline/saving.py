@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from pocketlm.runtime import graphs
 from pocketlm.runtime.artifact import package_versions, sha256_file, write_manifest
 
 from . import distributed
@@ -144,7 +145,7 @@ class CheckpointWriter:
             "config": self.config.to_dict(),
             "data": data_reference(self.data_dir, self.data),
             "state": {"names": list(self.model.cell.state_names),
-                      "shape": [cfg.layers, "batch", cfg.hidden_size]},
+                      "shape": [cfg.layers, graphs.BATCH, cfg.hidden_size]},
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "status": {"state": status, "reason": reason, "step": run.step, "epoch": run.epoch,
                        "resumes": run.resumes, "processes": self.procs.world, **self.segment},

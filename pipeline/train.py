@@ -84,7 +84,8 @@ class Trainer:
         output = get_output(self.model_config.output)
         train_ids = load_split(data_dir, "train", data)            # memory-mapped
         if output.has(FREQUENCY_ORDER):
-            check_frequency_order(np.bincount(train_ids, minlength=vocab_size))
+            check_frequency_order(np.bincount(train_ids, minlength=vocab_size),
+                                  output=output.name)
         self.procs = procs = distributed.start(config.device)
         self.device = device = procs.device
         if saved is not None:
@@ -96,8 +97,7 @@ class Trainer:
                 with atomic_folder(out, overwrite) as tmp:
                     shutil.copyfile(Path(data_dir) / data["tokenizer"], tmp / TOKENIZER)
             distributed.barrier(procs)
-        self.valid_ids = load_split(data_dir, "valid", data)
-        self.data = data
+        self.data, self.valid_ids = data, load_split(data_dir, "valid", data)
         self.use_bf16 = autocast_bf16(config.precision, device)
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)

@@ -221,8 +221,8 @@ def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, t
     from .results import detokenize
 
     lm = load_model(model_dir, precision, threads)
-    settings = dict(max_words=max_words, temperature=temperature, top_k=top_k, top_p=top_p,
-                    seed=seed, stop=stop)
+    settings: dict[str, Any] = dict(max_words=max_words, temperature=temperature, top_k=top_k,
+                                    top_p=top_p, seed=seed, stop=stop)
     head = prompt.strip()
     if num == 1 and not as_json:
         words: list[str] = []

@@ -19,11 +19,14 @@ import sys
 from collections.abc import Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .artifact import PocketLMError
+
+if TYPE_CHECKING:
+    from .model import LanguageModel
 
 #: The entry-point group the further commands are registered under.
 COMMANDS = "pocketlm.commands"
@@ -146,8 +149,9 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print JSON (one object per line) for scripts.")
 overwrite_option = click.option("--overwrite", is_flag=True,
                                 help="Replace the output folder if it exists.")
-def load_model(model_dir: Path, precision: str = "fp32", threads: int | None = None) -> Any:
-    """Open a model folder with the runtime."""
+def load_model(model_dir: Path, precision: str = "fp32",
+               threads: int | None = None) -> LanguageModel:
+    """Open a model folder with the runtime (imported here: ``--help`` needs no onnxruntime)."""
     from .model import LanguageModel
 
     return LanguageModel(model_dir, precision=precision, threads=threads)
