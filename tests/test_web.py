@@ -216,3 +216,22 @@ def test_node_unit_tests() -> None:
     done = subprocess.run(["node", "--test", "test/"], cwd=WEB, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_docs_javascript_examples_run(toy_model: Path, tmp_path: Path) -> None:
+    """Every ```js block of docs/web.md runs in Node against the toy model (``modelDir``),
+    importing the package by its name."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "web.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```js\n(.*?)^```", text, re.S | re.M)
+    assert blocks
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "pocketlm").symlink_to(WEB)
+    for i, code in enumerate(blocks):
+        script = tmp_path / f"example{i}.mjs"
+        script.write_text(f"const modelDir = {json.dumps(str(toy_model))};\n{code}",
+                          encoding="utf-8")
+        done = subprocess.run(["node", str(script)], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
