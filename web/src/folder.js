@@ -24,7 +24,7 @@ export function checkManifest(text, where) {
     throw new ArtifactError(`${where}/${MANIFEST}: not a pocketlm manifest; ${REMAKE}`);
   }
   if (manifest.kind !== 'model') {
-    throw new ArtifactError(`${where}: is a pocketlm ${JSON.stringify(manifest.kind)} folder, expected a ` +
+    throw new ArtifactError(`${where}: is a pocketlm '${manifest.kind}' folder, expected a ` +
       "'model' folder (made by `pocketlm export`)");
   }
   const version = String(manifest.format_version ?? '');
