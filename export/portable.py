@@ -28,17 +28,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pocketlm.runtime.graphs import REQUIRED_OPERATORS
+
 #: Initializers smaller than this stay inside the graph (shapes, small constants).
 MIN_SHARED_BYTES = 1024
 #: Offsets in the data file are multiples of this (onnxruntime can map aligned tensors).
 ALIGN = 4096
-#: The operator list onnxruntime's minimal builds take (``--include_ops_by_config``).
-REQUIRED_OPERATORS = "required_operators.config"
-
-
-def weights_file(precision: str) -> str:
-    """Name of a precision's shared external-data file."""
-    return "weights.onnx.data" if precision == "fp32" else f"weights.{precision}.onnx.data"
 
 
 def share_weights(folder: Path, graph_files: list[str], data_name: str) -> dict[str, int]:
@@ -105,10 +100,10 @@ def write_ort(folder: Path, graph_files: list[str]) -> dict[str, str]:
 
 def ort_card(body: dict[str, Any]) -> str:
     """The model card's section on the ORT-format graphs and a minimal onnxruntime build."""
-    files = body.get("ort", {}).get("files", {})
+    files = sorted(f for g in body["graphs"].values() for f in g.get("ort_files", {}).values())
     if not files:
         return ""
-    listed = ", ".join(f"`{f}`" for f in sorted(files.values()))
+    listed = ", ".join(f"`{f}`" for f in files)
     return (
         "\n## Mobile and minimal builds: ORT format\n\n"
         f"{listed} are the graphs in ORT format (optimised at export, weights embedded); "
@@ -125,4 +120,4 @@ def ort_card(body: dict[str, Any]) -> str:
         "```\n\n"
         "The int8 graphs need onnxruntime's `com.microsoft` operators (listed in the config); a "
         "build for the fp32 graphs alone can drop them. Any onnxruntime also loads the `.ort` "
-        "files (`pocketlm.runtime.LanguageModel(folder, graph_format=\"ort\")`).\n")
+        "files: `LanguageModel(folder, graph_format='ort')`.\n")

@@ -8,7 +8,7 @@ seed draws from a generator whose state starts at (the first SplitMix64 output f
 
 One token from a row of float32 log-probabilities, all in float64 and in this order:
 
-1. ``z = logprobs`` (exact widening); ``<unk>`` is -inf unless ``allow_unk``
+1. ``z = logprobs`` (exact widening); the ``banned`` id (``<unk>`` unless ``allow_unk``) is -inf
 2. temperature 0: the first index of the largest ``z``, no draw
 3. ``z = z / temperature``
 4. ``0 < top_k < vocab``: drop every ``z`` below the ``top_k``-th largest (ties at it are kept)
@@ -50,9 +50,8 @@ class SplitMix64:
         self.state = state & _MASK
 
     @classmethod
-    def for_sample(cls, seed: int | None, index: int = 0) -> SplitMix64:
-        if seed is None:
-            seed = secrets.randbits(64)
+    def for_sample(cls, seed: int, index: int = 0) -> SplitMix64:
+        """The generator of sample ``index`` for ``seed`` (any integer, taken modulo 2**64)."""
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise InputError(f"seed must be an integer, got {seed!r}")
         return cls(cls(int(seed)).next() + index)
@@ -67,12 +66,19 @@ class SplitMix64:
         return (self.next() >> 11) * (1.0 / 9007199254740992)
 
 
+def generators(seed: int | None, count: int) -> list[SplitMix64]:
+    """The generators of samples 0..count-1 for ``seed`` (``None``: a random seed)."""
+    base = secrets.randbits(64) if seed is None else seed
+    return [SplitMix64.for_sample(base, i) for i in range(count)]
+
+
 def pick(logprobs: np.ndarray, rng: SplitMix64, temperature: float = 1.0, top_k: int = 0,
-         top_p: float = 1.0, allow_unk: bool = False, unk_id: int = 0) -> int:
-    """One token id sampled from a row of log-probabilities by the procedure above."""
+         top_p: float = 1.0, banned: int | None = None) -> int:
+    """One token id sampled from a row of log-probabilities by the procedure above; ``banned``
+    (``<unk>`` unless it is allowed) is never picked."""
     z = np.asarray(logprobs, dtype=np.float64).reshape(-1).copy()
-    if not allow_unk:
-        z[unk_id] = -np.inf
+    if banned is not None:
+        z[banned] = -np.inf
     if temperature == 0:
         return int(np.argmax(z))
     u = rng.random()

@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from pocketlm.runtime import LanguageModel
 from pocketlm.runtime.artifact import write_json_atomic
-from pocketlm.runtime.web import WEB_DIR, build_site, make_server, web
+from pocketlm.runtime.cli import cli
+from pocketlm.runtime.web import WEB_DIR, build_site, make_server
 
 from .test_web import INT8_TOLERANCE_PER_TOKEN, N_VERSES, PROMPTS, WORDS, split_text
 
@@ -106,14 +107,14 @@ def test_site_files(site: Path, kjv_model: Path) -> None:
 
 def test_command_writes_and_refuses(kjv_model: Path, kjv_data: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    done = runner.invoke(web, ["--model", str(kjv_model), "--out", str(tmp_path / "s")])
+    done = runner.invoke(cli, ["web", "--model", str(kjv_model), "--out", str(tmp_path / "s")])
     assert done.exit_code == 0 and "wrote" in done.output
-    again = runner.invoke(web, ["--model", str(kjv_model), "--out", str(tmp_path / "s")])
+    again = runner.invoke(cli, ["web", "--model", str(kjv_model), "--out", str(tmp_path / "s")])
     assert again.exit_code != 0 and "--overwrite" in again.output
     for args, message in [(["--model", str(kjv_data)], "expected a 'model' folder"),
                           (["--model", str(kjv_model), "--web", str(tmp_path)], "not pocketlm's web/"),
                           ([], "give --model DIR")]:
-        done = CliRunner().invoke(web, [*args, "--out", str(tmp_path / "t")])
+        done = CliRunner().invoke(cli, ["web", *args, "--out", str(tmp_path / "t")])
         assert done.exit_code != 0 and message in done.output and "Traceback" not in done.output
 
 
@@ -165,8 +166,8 @@ def test_page_ranks_scores_and_generates(browser: Any, url: str, lm: LanguageMod
     page.click("#generate-form button")
     expected = lm.generate("and the lord said", max_words=30, temperature=0.8, top_k=40,
                            top_p=0.95, seed=0)
-    page.wait_for_function("t => document.querySelector('#generated span:last-child')"
-                           ".textContent === t", arg=expected, timeout=60_000)
+    page.wait_for_function("t => document.getElementById('generated-words')?.textContent === t",
+                           arg=expected, timeout=60_000)
     assert errors == []
 
 

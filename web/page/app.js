@@ -59,6 +59,7 @@ async function generate(lm) {
   head.className = 'prompt';
   head.textContent = prompt;
   const body = document.createElement('span');
+  body.id = 'generated-words';
   out.replaceChildren(head, ' ', body);
   const words = [];
   const options = {

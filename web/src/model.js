@@ -268,7 +268,7 @@ export class LanguageModel {
     const rng = SplitMix64.forSample(seed, 0);
     let current = state || await this.begin(1);
     for (const id of this.tokenizer.encode(prompt)) current = await this._step([id], current);
-    const settings = { temperature, topK, topP, allowUnk, unkId: this.unkId };
+    const settings = { temperature, topK, topP, banned: allowUnk ? null : this.unkId };
     for (let n = 0; n < maxWords; n++) {
       const token = pick(current.logprobs, rng, settings);
       if (token === this.eosId) return;

@@ -5,7 +5,7 @@
 // and each draw is u = (next() >> 11) * 2^-53, uniform in [0, 1).
 //
 // One token from a row of float32 log-probabilities, all in float64 and in this order:
-//   1. z = logprobs (exact widening); <unk> is -Infinity unless allowUnk
+//   1. z = logprobs (exact widening); the banned id (<unk> unless allowUnk) is -Infinity
 //   2. temperature 0: the first index of the largest z, no draw
 //   3. z = z / temperature
 //   4. 0 < topK < vocab: drop every z below the topK-th largest z (ties at it are kept)
@@ -78,10 +78,10 @@ export function checkSampling({ maxWords, temperature, topK, topP }) {
 }
 
 /** One token id sampled from a row of log-probabilities (see the procedure above). */
-export function pick(logprobs, rng, { temperature = 1, topK = 0, topP = 1, allowUnk = false, unkId = 0 } = {}) {
+export function pick(logprobs, rng, { temperature = 1, topK = 0, topP = 1, banned = null } = {}) {
   const vocab = logprobs.length;
   const z = Float64Array.from(logprobs);
-  if (!allowUnk) z[unkId] = -Infinity;
+  if (banned !== null) z[banned] = -Infinity;
   if (temperature === 0) return argmax(z);
   const u = rng.random();
   if (temperature !== 1) for (let i = 0; i < vocab; i++) z[i] /= temperature;
