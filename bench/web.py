@@ -93,7 +93,8 @@ SPEED_JS = """async ([lines, words]) => {
   t0 = performance.now();
   let produced = 0;
   for await (const w of lm.stream('and the lord said', {maxWords: words, seed: 1})) produced++;
-  return {score_ms_per_token: score, generate_ms_per_word: (performance.now() - t0) / Math.max(produced, 1),
+  const generate = (performance.now() - t0) / Math.max(produced, 1);
+  return {score_ms_per_token: score, generate_ms_per_word: generate,
           words: produced, isolated: window.crossOriginIsolated};
 }"""
 
@@ -163,7 +164,7 @@ def main() -> None:
                    for threads in (1, 2) for engine in ("chromium", "node", "python")]
         pages = {}
         results: dict[tuple, list[dict]] = {key: [] for key in engines}
-        for repeat in range(args.repeats):
+        for _ in range(args.repeats):
             for key in engines:
                 engine, precision, threads = key
                 if engine == "chromium":

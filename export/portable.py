@@ -14,8 +14,9 @@ onnxruntime reads the file beside the graph (Python, C, Java, Node); onnxruntime
 its bytes (``externalData``); the manifest's ``weights`` field names it per precision.
 
 **ORT format.** :func:`write_ort` converts the graphs with ``onnxruntime.tools`` (optimisation
-style ``Fixed``, target platform ``arm``: no x86-only layouts) to ``*.ort`` files, which embed their weights, plus ``required_operators.config``,
-the operator list a minimal onnxruntime build is compiled with.
+style ``Fixed``, target platform ``arm``: no x86-only layouts) to ``*.ort`` files, which embed
+their weights, plus ``required_operators.config``, the operator list a minimal onnxruntime
+build is compiled with.
 """
 
 from __future__ import annotations

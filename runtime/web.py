@@ -51,7 +51,8 @@ def _web_dir(web: Path | None) -> Path:
     return folder
 
 
-def build_site(model: Path, out: Path, web: Path | None = None, overwrite: bool = False) -> dict:
+def build_site(model: Path, out: Path, web: Path | None = None,
+               overwrite: bool = False) -> dict[str, Any]:
     """Write the site for ``model`` into ``out`` (atomically); returns files.json's content."""
     manifest = read_manifest(model, "model")
     folder = _web_dir(web)

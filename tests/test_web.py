@@ -33,10 +33,13 @@ PROMPTS = ["", "and the lord said", "in the beginning", "my son ,", "blessed are
 WORDS = 30
 
 HOSTILE = [
-    "", " ", "\t\n\r \u3000\u2028\u2029\x85", "\x00", "a\x00b", "\ud800", "a\udfffb", "\ud83d x",
-    "\u202eevil\u202c text \u200f\u200e", "e\u0301\u0301\u0323 Z\u0334\u0321\u0347a\u0337l", "👍🏽 👨‍👩‍👧 🇬🇧!",
-    "<unk>", "<eos>", "the <eos> end <unk>", "<EOS> <Unk> ＜eos＞", "ΣΊΣΥΦΟΣ ὈΔΥΣΣΕΎΣ", "İstanbul ß ẞ ﬃ",
-    "x² ١٢٣ ⅻ ½", "\ufeffbom \u00ad soft\u200bzero", "中文 日本語 한국어", "ｆｕｌｌ ｗｉｄｔｈ", "the LORD's",
+    "", " ", "\t\n\r \u3000\u2028\u2029\x85", "\x00", "a\x00b", "\ud800", "a\udfffb",
+    "\ud83d x", "\u202eevil\u202c text \u200f\u200e",
+    "e\u0301\u0301\u0323 Z\u0334\u0321\u0347a\u0337l",
+    "👍🏽 👨‍👩‍👧 🇬🇧!", "<unk>", "<eos>", "the <eos> end <unk>", "<EOS> <Unk> ＜eos＞",
+    "ΣΊΣΥΦΟΣ ὈΔΥΣΣΕΎΣ", "İstanbul ß ẞ ﬃ",
+    "x² ١٢٣ ⅻ ½", "\ufeffbom \u00ad soft\u200bzero", "中文 日本語 한국어", "ｆｕｌｌ ｗｉｄｔｈ",
+    "the LORD's",
     ("And God said, Let there be light: and there was light. " * 1800)[:100_000],
 ]
 
@@ -144,7 +147,8 @@ def test_scores_match_python(kjv_data: Path, kjv_model: Path, lm: LanguageModel)
     assert np.abs(np.array(got["score"]) - python).max() <= FP32_TOLERANCE
     assert np.abs(np.array(got["steps"]) - python[:25]).max() <= FP32_TOLERANCE
     ranked = node({"model": str(kjv_model), "rank": [verses[0], verses[0][::-1]]})["rank"]
-    assert ranked[0]["sentence"] == verses[0] and ranked[0]["tokens"] == len(lm.tokenize(verses[0])) + 1
+    assert ranked[0]["sentence"] == verses[0]
+    assert ranked[0]["tokens"] == len(lm.tokenize(verses[0])) + 1
 
 
 def test_int8_scores_match_python(kjv_data: Path, kjv_model: Path) -> None:
@@ -153,7 +157,8 @@ def test_int8_scores_match_python(kjv_data: Path, kjv_model: Path) -> None:
     int8 = LanguageModel(kjv_model, precision="int8")
     got = np.array(node({"model": str(kjv_model), "precision": "int8", "score": verses})["score"])
     tokens = np.array([len(int8.tokenize(v)) + 1 for v in verses])
-    assert np.all(np.abs(got - np.array(int8.score_batch(verses))) <= INT8_TOLERANCE_PER_TOKEN * tokens)
+    python = np.array(int8.score_batch(verses))
+    assert np.all(np.abs(got - python) <= INT8_TOLERANCE_PER_TOKEN * tokens)
 
 
 def test_full_scores_match(kjv_model: Path, lm: LanguageModel) -> None:
@@ -172,8 +177,8 @@ def test_seeded_generation_matches_python(kjv_model: Path, lm: LanguageModel) ->
     settings = [dict(seed=s, temperature=t, top_k=k, top_p=p) for s, t, k, p in
                 [(0, 1.0, 0, 1.0), (1, 0.8, 40, 1.0), (2, 1.0, 0, 0.9), (3, 1.2, 100, 0.95),
                  (2**40 + 5, 1.0, 0, 1.0)]]
-    requests = [{"prompt": prompt, "maxWords": WORDS, "seed": s["seed"], "temperature": s["temperature"],
-                 "topK": s["top_k"], "topP": s["top_p"]}
+    requests = [{"prompt": prompt, "maxWords": WORDS, "seed": s["seed"],
+                 "temperature": s["temperature"], "topK": s["top_k"], "topP": s["top_p"]}
                 for prompt, s in zip(PROMPTS, settings)]
     got = node({"model": str(kjv_model), "generate": requests})["generate"]
     for prompt, s, words in zip(PROMPTS, settings, got):
@@ -205,8 +210,9 @@ def test_bad_folders_give_one_line(kjv_model: Path, kjv_data: Path, tmp_path: Pa
         str(tmp_path / "nowhere"): "no such folder",
     }
     for folder, message in cases.items():
-        done = subprocess.run(["node", str(DRIVER)], input=json.dumps({"model": folder, "score": ["a"]}),
-                              capture_output=True, text=True, timeout=120)
+        request = json.dumps({"model": folder, "score": ["a"]})
+        done = subprocess.run(["node", str(DRIVER)], input=request, capture_output=True,
+                              text=True, timeout=120)
         error = json.loads(done.stdout)["error"]
         assert message in error and "\n" not in error and "    at " not in done.stdout + done.stderr
 
