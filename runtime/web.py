@@ -6,6 +6,7 @@ The site (``--out SITE``)::
     pocketlm/                               the JavaScript package (web/src/)
     ort/                                    onnxruntime-web's wasm build (web/node_modules/)
     model/                                  the model folder, checked against its manifest
+                                            (less the ORT-format graphs, for mobile builds)
     files.json                              every file, for the offline cache (sw.js)
 
 ``--serve`` serves it on 127.0.0.1 only, GET and HEAD only, with the headers that make the page
@@ -26,6 +27,7 @@ from typing import Any
 import click
 
 from .artifact import PocketLMError, atomic_folder, read_manifest
+from .graphs import REQUIRED_OPERATORS
 
 #: The folder of the JavaScript package in a source checkout (web/ beside runtime/).
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
@@ -66,7 +68,8 @@ def build_site(model: Path, out: Path, web: Path | None = None,
                          tmp / "ort" / name)
         (tmp / "model").mkdir()
         for name in ["manifest.json", *manifest["files"]]:
-            shutil.copy2(model / name, tmp / "model" / name)
+            if not name.endswith(".ort") and name != REQUIRED_OPERATORS:  # not for a browser
+                shutil.copy2(model / name, tmp / "model" / name)
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         digest = hashlib.sha256()
         for name in files:
