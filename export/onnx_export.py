@@ -36,6 +36,8 @@ from pocketlm.runtime import graphs
 from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, check_output_folder,
                                        package_versions, sha256_file, write_manifest)
 
+from . import portable
+
 log = logging.getLogger(__name__)
 
 #: (batch, length) pairs checked against torch; deliberately unlike the export example.
@@ -48,12 +50,14 @@ class ExportError(PocketLMError):
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """``tolerance`` is the largest allowed |onnxruntime - torch| on a log-probability."""
+    """``tolerance`` is the largest allowed |onnxruntime - torch| on a log-probability; ``ort``
+    also writes ORT-format graphs and their operator list (export/portable.py)."""
 
     opset: int = 17
     tolerance: float = 1e-4
     int8: bool = True
     seed: int = 0
+    ort: bool = False
 
 
 class ScoreGraph(nn.Module):
@@ -172,40 +176,56 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                     dynamic[name], config.opset)
         for spec in graph_specs.values():
             onnx.checker.check_model(str(tmp / spec["files"]["fp32"]), full_check=True)
-        checks = {"fp32": verify(model, tmp, graphs.graph_files("fp32"), names,
-                                 config.tolerance, config.seed)}
+        precisions = {"fp32": graphs.graph_files("fp32")}
+        if config.int8:
+            from .quantize import quantize_graph
+
+            precisions["int8"] = graphs.graph_files("int8")
+            for name, file in precisions["int8"].items():
+                quantize_graph(tmp / graph_specs[name]["files"]["fp32"], tmp / file)
+        # each precision's weights once, in one file both graphs reference; checked below
+        shared = {p: portable.share_weights(tmp, list(files.values()), graphs.weights_file(p))
+                  for p, files in precisions.items()}
+        checks = {"fp32": verify(model, tmp, precisions["fp32"], names, config.tolerance,
+                                 config.seed)}
         log.info("export: fp32 graphs match torch (max |diff| score %.1e, step %.1e)",
                  checks["fp32"]["score"], checks["fp32"]["step"])
         int8_note = None
         if config.int8:
-            from .quantize import quantize_graph
-
-            int8_files = graphs.graph_files("int8")
-            for name, file in int8_files.items():
-                quantize_graph(tmp / graph_specs[name]["files"]["fp32"], tmp / file)
             try:
                 # int8 is approximate: record how far it is from torch, but require that it runs
-                checks["int8"] = verify(model, tmp, int8_files, names, tolerance=float("inf"),
-                                        seed=config.seed)
+                checks["int8"] = verify(model, tmp, precisions["int8"], names,
+                                        tolerance=float("inf"), seed=config.seed)
             except Exception as exc:  # onnxruntime builds without working int8 RNN kernels
                 int8_note = f"int8 graphs omitted: onnxruntime could not run them ({exc})"
                 log.warning("export: %s", int8_note.splitlines()[0][:300])
-                for file in int8_files.values():
+                for file in [*precisions.pop("int8").values(), graphs.weights_file("int8")]:
                     (tmp / file).unlink()
+                shared.pop("int8")
             else:
-                for name, file in int8_files.items():
+                for name, file in precisions["int8"].items():
                     graph_specs[name]["files"]["int8"] = file
                 log.info("export: int8 graphs run (max |diff| from torch: score %.2g, step "
                          "%.2g)", checks["int8"]["score"], checks["int8"]["step"])
+        extra = [graphs.weights_file(p) for p in precisions]
+        if config.ort:
+            converted = portable.write_ort(tmp, [f for files in precisions.values()
+                                                 for f in files.values()])
+            for p, files in precisions.items():
+                for name, file in files.items():
+                    graph_specs[name].setdefault("ort_files", {})[p] = converted[file]
+            extra += [*converted.values(), graphs.REQUIRED_OPERATORS]
         shutil.copyfile(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
         files = [TOKENIZER] + [f for g in graph_specs.values() for f in g["files"].values()]
-        sizes = {f: (tmp / f).stat().st_size for f in files if f.endswith(".onnx")}
+        files += extra
+        sizes = {f: (tmp / f).stat().st_size for f in files if f != TOKENIZER}
         body = {
             "vocab_size": cfg.vocab_size,
             "tokenizer": TOKENIZER,
             "model": asdict(cfg),
             "output": model.output.describe(cfg),
             "graphs": graph_specs,
+            "weights": {p: graphs.weights_file(p) for p in precisions},
             "state": graphs.state_specs(names, cfg.layers, cfg.hidden_size),
             "scoring": {"log_base": "e", "start_context": "<eos>", "initial_state": "zeros",
                         "final_eos_predicted": True},
@@ -217,7 +237,8 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                              Path(checkpoint_dir) / "manifest.json")},
             "export": {**asdict(config), "exporter": "torch.onnx (TorchScript)",
                        "check_shapes": [list(s) for s in CHECK_SHAPES],
-                       "max_abs_diff": checks, "bytes": sizes, "int8_note": int8_note},
+                       "max_abs_diff": checks, "bytes": sizes, "int8_note": int8_note,
+                       "shared_weights": shared},
             "versions": package_versions("torch", "onnx", "onnxruntime"),
         }
         (tmp / "README.md").write_text(_model_card(body), encoding="utf-8")
@@ -240,4 +261,7 @@ def _model_card(body: dict[str, Any]) -> str:
             f"```python\nfrom pocketlm.runtime import LanguageModel\n"
             f"lm = LanguageModel('path/to/this/folder')\nlm.score('and god said')\n```\n\n"
             f"Scores are natural logs from the zero state with `<eos>` as the start context; "
-            f"the final `<eos>` is predicted.\n\n| graph | bytes |\n|---|---|\n{sizes}\n")
+            f"the final `<eos>` is predicted.\n\n| file | bytes |\n|---|---|\n{sizes}\n\n"
+            f"Each precision's weights are stored once, in the `weights*.onnx.data` file both "
+            f"of its graphs reference (ONNX external data): keep it beside them.\n"
+            + portable.ort_card(body))

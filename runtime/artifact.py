@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 #: Version of the manifest layout. Readers refuse a manifest with a different major version.
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 MANIFEST = "manifest.json"
 
 #: Fixed special-token ids, the same in every pocketlm vocabulary (and stored in every manifest).

@@ -21,6 +21,7 @@ import click
 
 from . import inputs
 from .artifact import read_manifest
+from .web import web
 from .group import (PocketLMGroup, json_option, load_model, model_option, precision_option,
                     setup_logging, threads_option)
 
@@ -290,6 +291,9 @@ def info(model_dir: Path, verify: bool, as_json: bool) -> None:
     lines.append("exported with  " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     for line in lines:
         click.echo(line)
+
+
+cli.add_command(web)  # pocketlm web: the page (runtime/web.py)
 
 
 def main() -> None:

@@ -35,10 +35,12 @@ class ModelCore:
 
     ``precision="int8"`` uses the quantised graphs when the folder has them; ``threads`` sets
     onnxruntime's intra-op threads (default: onnxruntime's choice); ``verify`` checks every
-    file's SHA-256 against the manifest."""
+    file's SHA-256 against the manifest; ``graph_format="ort"`` loads the ORT-format graphs
+    that ``pocketlm export --ort`` writes (the ones onnxruntime's minimal builds read)."""
 
     def __init__(self, path: str | os.PathLike[str], *, precision: str = "fp32",
-                 threads: int | None = None, verify: bool = True) -> None:
+                 threads: int | None = None, verify: bool = True,
+                 graph_format: str = "onnx") -> None:
         from tokenizers import Tokenizer
 
         self.path = Path(path)
@@ -53,7 +55,15 @@ class ModelCore:
         if precision not in precisions:
             raise PocketLMError(f"{self.path}: no {precision!r} graphs; this folder has "
                                 f"{', '.join(precisions)}")
+        if graph_format not in graphs.GRAPH_FORMATS:
+            raise InputError(f"graph_format must be one of {', '.join(graphs.GRAPH_FORMATS)}, "
+                             f"got {graph_format!r}")
+        key = "files" if graph_format == "onnx" else "ort_files"
+        if any(precision not in m["graphs"][name].get(key, {}) for name in graphs.GRAPHS):
+            raise PocketLMError(f"{self.path}: no ORT-format {precision} graphs; re-export the "
+                                f"model with `pocketlm export --ort`")
         self.precision = precision
+        self.graph_format = graph_format
         self.threads = threads
         try:
             self.tokenizer = Tokenizer.from_file(str(self.path / m["tokenizer"]))
@@ -62,7 +72,7 @@ class ModelCore:
                                 f"({exc}); re-export the model") from exc
         self._sessions: dict[str, Any] = {}
         for name in graphs.GRAPHS:
-            file = self.path / m["graphs"][name]["files"][precision]
+            file = self.path / m["graphs"][name][key][precision]
             try:
                 self._sessions[name] = graphs.open_session(file, threads)
             except Exception as exc:

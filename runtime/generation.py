@@ -21,63 +21,8 @@ import numpy as np
 
 from .artifact import InputError
 from .results import Generation, detokenize
+from .sampling import SplitMix64, generators, pick
 from .state import State, StateAPI
-
-
-def pick_tokens(logprobs: np.ndarray, rng: np.random.Generator, temperature: float,
-                top_k: int, top_p: float, banned: int | None) -> np.ndarray:
-    """One sampled token id per row of ``logprobs`` [rows, vocab] (one uniform draw per row, so
-    a seed gives the same words however the rows are batched); ``banned`` (``<unk>``) is never
-    picked."""
-    logits = logprobs.astype(np.float32)          # a copy: the state's array stays intact
-    if banned is not None:
-        logits[:, banned] = -np.inf
-    if temperature == 0:
-        greedy: np.ndarray = np.argmax(logits, axis=1).astype(np.int64)
-        return greedy
-    if temperature != 1:
-        logits /= np.float32(temperature)
-    vocab = logits.shape[1]
-    if 0 < top_k < vocab:  # top_k >= vocabulary size keeps every word
-        kth = np.partition(logits, -top_k, axis=1)[:, -top_k][:, None]
-        logits[logits < kth] = -np.inf
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))   # unnormalised
-    if top_p < 1.0:
-        probs = probs.astype(np.float64)
-        probs /= probs.sum(axis=1, keepdims=True)
-        order = np.argsort(-probs, axis=1, kind="stable")
-        ordered = np.take_along_axis(probs, order, axis=1)
-        keep = np.cumsum(ordered, axis=1) - ordered < top_p
-        mask = np.zeros_like(probs, dtype=bool)
-        np.put_along_axis(mask, order, keep, axis=1)
-        probs = np.where(mask, probs, 0.0)
-    return _inverse_cdf(probs, 1.0 - rng.random(len(probs)))
-
-
-def _inverse_cdf(probs: np.ndarray, draws: np.ndarray, block: int = 128) -> np.ndarray:
-    """Per row, the first index whose cumulative (unnormalised) probability reaches
-    ``draws * total`` (draws in (0, 1]), never an index of probability 0.
-
-    Two levels instead of one long cumulative sum: block sums first, then one block::
-
-        probs [rows, vocab] -> blocks [rows, nblocks, block] -> cumsum of block sums -> block b
-                                                    cumsum inside block b -> index
-    """
-    rows, vocab = probs.shape
-    nblocks = -(-vocab // block)
-    padded = np.zeros((rows, nblocks * block), dtype=np.float64)
-    padded[:, :vocab] = probs
-    blocks = padded.reshape(rows, nblocks, block)
-    sums = np.cumsum(blocks.sum(axis=2), axis=1)                    # [rows, nblocks]
-    targets = draws * sums[:, -1]                                   # in (0, total]
-    chosen = np.minimum((sums < targets[:, None]).sum(axis=1), nblocks - 1)
-    r = np.arange(rows)
-    before = np.where(chosen > 0, sums[r, chosen - 1], 0.0)
-    inside = blocks[r, chosen]                                      # [rows, block]
-    index = (before[:, None] + np.cumsum(inside, axis=1) < targets[:, None]).sum(axis=1)
-    last = block - 1 - np.argmax(inside[:, ::-1] > 0, axis=1)       # rounding guard
-    picked: np.ndarray = (chosen * block + np.minimum(index, last)).astype(np.int64)
-    return picked
 
 
 class Sampler:
@@ -90,10 +35,10 @@ class Sampler:
     def __init__(self, feed: Callable[[np.ndarray, State], State],
                  token_text: Callable[[int], str], eos_id: int, banned: int | None,
                  state: State, max_words: int, temperature: float, top_k: int, top_p: float,
-                 rng: np.random.Generator, stop_ids: set[int]) -> None:
+                 rngs: list[SplitMix64], stop_ids: set[int]) -> None:
         self._feed, self._token_text, self._eos_id, self._banned = feed, token_text, eos_id, banned
         self._settings = (temperature, top_k, top_p)
-        self._rng, self._max_words, self._stop_ids = rng, max_words, stop_ids
+        self._rngs, self._max_words, self._stop_ids = rngs, max_words, stop_ids
         rows = len(state)
         self.words: list[list[str]] = [[] for _ in range(rows)]
         self.logprobs: list[list[float]] = [[] for _ in range(rows)]
@@ -111,7 +56,9 @@ class Sampler:
         if self.done:
             return []
         current, active = self._current, self._active
-        tokens = pick_tokens(current.logprobs, self._rng, *self._settings, self._banned)
+        tokens = np.array([pick(current.logprobs[row], self._rngs[sample], *self._settings,
+                                banned=self._banned) for row, sample in enumerate(active)],
+                          dtype=np.int64)
         chosen = current.logprobs[np.arange(len(active)), tokens]
         produced, keep = [], []
         for row, (sample, token) in enumerate(zip(active, tokens)):
@@ -199,7 +146,7 @@ class Generating(StateAPI):
         if num_samples < 1:
             raise InputError(f"num_samples must be at least 1, got {num_samples}")
         stop_ids = self._stop_ids(stop)
-        rng = np.random.default_rng(seed)
+        rngs = generators(seed, num_samples)   # sample i draws from its own generator
         if state is None:
             state = self.begin(1)
         elif not isinstance(state, State) or len(state) != 1:
@@ -209,7 +156,7 @@ class Generating(StateAPI):
         return Sampler(self._step_state, self.token_text, self.eos_id,
                        None if allow_unk else self.unk_id,
                        state.select(np.zeros(num_samples, np.int64)), max_words, temperature,
-                       top_k, top_p, rng, stop_ids)
+                       top_k, top_p, rngs, stop_ids)
 
     def _stop_ids(self, stop: Iterable[str]) -> set[int]:
         if isinstance(stop, str):

@@ -43,6 +43,18 @@ def graph_files(precision: str = "fp32") -> dict[str, str]:
     return {graph: f"{graph}{suffix}.onnx" for graph in GRAPHS}
 
 
+def weights_file(precision: str = "fp32") -> str:
+    """The external-data file both graphs of ``precision`` share (the manifest's ``weights``)."""
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return f"weights{suffix}.onnx.data"
+
+
+#: The operator list of the ORT-format graphs, for onnxruntime's minimal builds.
+REQUIRED_OPERATORS = "required_operators.config"
+#: The graph formats a folder may hold: ONNX always, ORT format after ``export --ort``.
+GRAPH_FORMATS = ("onnx", "ort")
+
+
 def graph_specs(state_names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The manifest's ``graphs`` entry for a cell with ``state_names`` (fp32 files only)."""
     files = graph_files()

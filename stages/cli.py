@@ -76,15 +76,18 @@ def ingest(out: Path | None, stats_dir: Path | None, overwrite: bool, force: boo
               show_default=True, help="Largest allowed |onnxruntime - torch| log-probability.")
 @click.option("--int8/--no-int8", default=True, show_default=True,
               help="Also write int8 (dynamically quantised) graphs.")
+@click.option("--ort", is_flag=True,
+              help="Also write ORT-format graphs and required_operators.config (for "
+                   "onnxruntime's minimal and mobile builds).")
 @overwrite_option
-def export(checkpoint_dir: Path, out: Path, tolerance: float, int8: bool,
+def export(checkpoint_dir: Path, out: Path, tolerance: float, int8: bool, ort: bool,
            overwrite: bool) -> None:
     """Export a checkpoint to ONNX graphs checked against torch."""
     from pocketlm.export import ExportConfig
     from pocketlm.export import export as run_export
 
-    manifest = run_export(checkpoint_dir, out, ExportConfig(tolerance=tolerance, int8=int8),
-                          overwrite)
+    manifest = run_export(checkpoint_dir, out,
+                          ExportConfig(tolerance=tolerance, int8=int8, ort=ort), overwrite)
     sizes = ", ".join(f"{f} {b / 1e6:.1f} MB" for f, b in manifest["export"]["bytes"].items())
     click.echo(f"wrote {out}: {sizes}")
 

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from pocketlm.runtime import (EOS_ID, UNK_ID, Generation, InputError, LanguageModel, PocketLMError,
                               Rescored, State)
-from pocketlm.runtime import generation as runtime_generation
 from pocketlm.runtime import scoring as runtime_scoring
 
 PROPERTY = settings(max_examples=60, deadline=None,
@@ -411,35 +410,3 @@ def test_shared_between_threads(lm: LanguageModel) -> None:
     for t in threads:
         t.join()
     assert errors == []
-
-
-@settings(max_examples=80, deadline=None)
-@given(probs=st.lists(st.lists(st.sampled_from([0.0, 0.0, 1e-30, 1e-6, 0.3, 1.0, 7.0]),
-                               min_size=1, max_size=300).filter(lambda row: any(row)),
-                      min_size=1, max_size=4),
-       draws=st.lists(st.floats(1e-12, 1.0), min_size=4, max_size=4))
-def test_inverse_cdf_picks_only_possible_tokens(probs: list[list[float]],
-                                                draws: list[float]) -> None:
-    """The sampler's inverse CDF never returns a token of probability 0, for any row lengths
-    (across block boundaries) and any draw in (0, 1]."""
-    width = max(len(row) for row in probs)
-    matrix = np.zeros((len(probs), width))
-    for r, row in enumerate(probs):
-        matrix[r, :len(row)] = row
-    picked = runtime_generation._inverse_cdf(matrix, np.asarray(draws[:len(probs)]))
-    assert all(matrix[r, i] > 0 for r, i in enumerate(picked))
-    ones = runtime_generation._inverse_cdf(matrix, np.ones(len(probs)))
-    assert all(matrix[r, i] > 0 for r, i in enumerate(ones))
-
-
-def test_sampling_follows_the_distribution(lm: LanguageModel) -> None:
-    """Sampled first words follow the model's distribution (a loose frequency check)."""
-    state = lm.begin()
-    probs = np.exp(state.logprobs[0].astype(np.float64))
-    probs[UNK_ID] = 0
-    probs /= probs.sum()
-    rng = np.random.default_rng(0)
-    rows = state.select(np.zeros(4000, dtype=np.int64))
-    picked = runtime_generation.pick_tokens(rows.logprobs, rng, 1.0, 0, 1.0, lm.unk_id)
-    freq = np.bincount(picked, minlength=lm.vocab_size) / len(picked)
-    assert np.abs(freq - probs).max() < 0.03

@@ -1,0 +1,221 @@
+"""runtime/web.py: `pocketlm web` writes a static site and serves it on loopback; the page, run by
+headless Chromium (Debian's chromium driven by Playwright, no browser download), scores, ranks
+and generates as the Python runtime does, shows one-line errors for bad folders and works
+offline once loaded."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pocketlm.runtime import LanguageModel
+from pocketlm.runtime.artifact import write_json_atomic
+from pocketlm.runtime.cli import cli
+from pocketlm.runtime.web import WEB_DIR, build_site, make_server
+
+from .test_web import INT8_TOLERANCE_PER_TOKEN, N_VERSES, PROMPTS, WORDS, split_text
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "web-page.png"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_site = pytest.mark.skipif(
+    not (WEB_DIR / "node_modules" / "onnxruntime-web").is_dir(),
+    reason="needs web/node_modules (cd web && npm ci)")
+
+
+def _playwright() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    return sync_playwright
+
+
+needs_browser = pytest.mark.skipif(
+    CHROMIUM is None or _playwright() is None,
+    reason="needs Debian's chromium (apt-get install chromium) and playwright (pip)")
+
+
+@pytest.fixture(scope="module")
+def site(kjv_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site of the KJV test model, plus three broken model folders beside model/."""
+    out = tmp_path_factory.mktemp("site") / "site"
+    build_site(kjv_model, out)
+    shutil.copytree(out / "model", out / "nograph")
+    (out / "nograph" / "step.onnx").unlink()
+    shutil.copytree(out / "model", out / "newer")
+    manifest = json.loads((out / "newer" / "manifest.json").read_text())
+    manifest["format_version"] = "2.0"
+    write_json_atomic(out / "newer" / "manifest.json", manifest)
+    (out / "notmodel").mkdir()
+    (out / "notmodel" / "readme.txt").write_text("not a model\n")
+    return out
+
+
+@pytest.fixture(scope="module")
+def url(site: Path) -> Iterator[str]:
+    server = make_server(site, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with _playwright()() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+def _open(browser: Any, url: str, query: str = "?no-offline") -> tuple[Any, list[str]]:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + query)
+    page.wait_for_function("window.pocketlm && (window.pocketlm.firstScoreMs || "
+                           "!document.getElementById('error').hidden)", timeout=120_000)
+    return page, errors
+
+
+@pytest.fixture(scope="module")
+def lm(kjv_model: Path) -> LanguageModel:
+    return LanguageModel(kjv_model)
+
+
+pytestmark = [needs_site]
+
+
+def test_site_files(site: Path, kjv_model: Path) -> None:
+    listing = json.loads((site / "files.json").read_text())
+    for name in ("index.html", "app.js", "sw.js", "pocketlm/browser.js", "pocketlm/model.js",
+                 "ort/ort-wasm-simd-threaded.wasm", "model/manifest.json", "model/score.onnx"):
+        assert name in listing["files"] and (site / name).is_file()
+    assert (site / "model" / "score.onnx").read_bytes() == (kjv_model / "score.onnx").read_bytes()
+
+
+def test_command_writes_and_refuses(kjv_model: Path, kjv_data: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    done = runner.invoke(cli, ["web", "--model", str(kjv_model), "--out", str(tmp_path / "s")])
+    assert done.exit_code == 0 and "wrote" in done.output
+    again = runner.invoke(cli, ["web", "--model", str(kjv_model), "--out", str(tmp_path / "s")])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    for args, message in [(["--model", str(kjv_data)], "expected a 'model' folder"),
+                          (["--model", str(kjv_model), "--web", str(tmp_path)],
+                           "not pocketlm's web/"),
+                          ([], "give --model DIR")]:
+        done = CliRunner().invoke(cli, ["web", *args, "--out", str(tmp_path / "t")])
+        assert done.exit_code != 0 and message in done.output and "Traceback" not in done.output
+
+
+def test_server_is_loopback_get_only(site: Path, url: str) -> None:
+    assert url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(url + "ort/ort-wasm-simd-threaded.wasm") as reply:
+        assert reply.headers["Content-Type"] == "application/wasm"
+        assert reply.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    with pytest.raises(urllib.error.HTTPError) as post:
+        urllib.request.urlopen(urllib.request.Request(url, data=b"x", method="POST"))
+    assert post.value.code == 405
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(url + "..%2f..%2fetc%2fpasswd")
+
+
+@needs_browser
+def test_page_ranks_scores_and_generates(browser: Any, url: str, lm: LanguageModel,
+                                         kjv_data: Path) -> None:
+    """The pear/pair ranking is rendered in the DOM as Python ranks it (screenshot kept in
+    docs/); Chromium's scores equal Python's within 1e-4 nats on 200 verses; the seeded words of
+    5 prompts are Python's; the page's Generate button streams Python's words."""
+    page, errors = _open(browser, url)
+    items = page.locator("#ranking li")
+    python = lm.rank(["the apple and pear salad", "the apple and pair salad"])
+    assert items.count() == 2
+    for i, s in enumerate(python):
+        assert items.nth(i).inner_text().startswith(s.sentence)
+        assert abs(float(items.nth(i).get_attribute("data-logprob")) - s.logprob) <= 1e-4
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+    verses = split_text(kjv_data, N_VERSES)
+    scores = page.evaluate("v => window.pocketlm.lm.scoreBatch(v)", verses)
+    assert np.abs(np.array(scores) - np.array(lm.score_batch(verses))).max() <= 1e-4
+
+    words = page.evaluate("""async ([prompts, words]) => {
+        const out = [];
+        for (const [i, prompt] of prompts.entries()) {
+            const got = [];
+            for await (const w of window.pocketlm.lm.stream(prompt, {maxWords: words, seed: i,
+                temperature: 0.9, topK: 50, topP: 0.95})) got.push(w);
+            out.push(got);
+        }
+        return out; }""", [PROMPTS, WORDS])
+    for i, (prompt, got) in enumerate(zip(PROMPTS, words)):
+        assert got == list(lm.stream(prompt, max_words=WORDS, seed=i, temperature=0.9, top_k=50,
+                                     top_p=0.95))
+
+    page.click("#generate-form button")
+    expected = lm.generate("and the lord said", max_words=30, temperature=0.8, top_k=40,
+                           top_p=0.95, seed=0)
+    page.wait_for_function("t => document.getElementById('generated-words')?.textContent === t",
+                           arg=expected, timeout=60_000)
+    assert errors == []
+
+
+@needs_browser
+def test_page_int8_and_threads(browser: Any, url: str, kjv_model: Path, kjv_data: Path) -> None:
+    """int8 graphs in wasm stay within the int8 bound of Python's; two wasm threads (the
+    server makes the page cross-origin isolated) give the fp32 scores."""
+    verses = split_text(kjv_data, N_VERSES)
+    int8 = LanguageModel(kjv_model, precision="int8")
+    page, errors = _open(browser, url, "?no-offline&precision=int8")
+    got = np.array(page.evaluate("v => window.pocketlm.lm.scoreBatch(v)", verses))
+    tokens = np.array([len(int8.tokenize(v)) + 1 for v in verses])
+    python = np.array(int8.score_batch(verses))
+    assert np.all(np.abs(got - python) <= INT8_TOLERANCE_PER_TOKEN * tokens)
+    threaded, _ = _open(browser, url, "?no-offline&threads=2")
+    assert threaded.evaluate("window.crossOriginIsolated") is True
+    fp32 = np.array(LanguageModel(kjv_model).score_batch(verses[:50]))
+    assert np.abs(np.array(threaded.evaluate("v => window.pocketlm.lm.scoreBatch(v)",
+                                             verses[:50])) - fp32).max() <= 1e-4
+    assert errors == []
+
+
+@needs_browser
+@pytest.mark.parametrize("folder, message", [
+    ("notmodel/", "no manifest.json, so it is not a pocketlm model folder"),
+    ("nograph/", "step.onnx: missing file listed in manifest.json"),
+    ("newer/", 'format version "2.0" is not supported'),
+])
+def test_page_bad_folder_one_line(browser: Any, url: str, folder: str, message: str) -> None:
+    page, errors = _open(browser, url, f"?no-offline&model={folder}")
+    error = page.inner_text("#error")
+    assert message in error and "\n" not in error.strip() and " at " not in error
+    assert errors == []
+
+
+@needs_browser
+def test_page_works_offline(browser: Any, url: str) -> None:
+    """After one visit (the service worker caches the site) the page loads and ranks with the
+    network off."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("window.pocketlm && window.pocketlm.firstScoreMs", timeout=120_000)
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=60_000)
+    context.set_offline(True)
+    page.reload()
+    page.wait_for_function("window.pocketlm && window.pocketlm.firstScoreMs", timeout=120_000)
+    assert page.locator("#ranking li").count() == 2
+    context.close()

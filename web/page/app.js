@@ -1,0 +1,119 @@
+// The pocketlm page: score a sentence word by word, rank candidates, generate as it streams.
+// The model folder is ./model/ (or ?model=URL); ?precision=int8 and ?threads=N choose the graphs
+// and the WebAssembly threads (more than 1 only when the page is cross-origin isolated).
+import { detokenize, loadModel, oneLine } from 'pocketlm';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+function showError(error) {
+  $('error').textContent = oneLine(error);
+  $('error').hidden = false;
+  $('status').textContent = 'The model could not be used.';
+}
+
+/** Colour of a probability: red (unlikely) through yellow to green (likely), on a log scale. */
+function colour(logprob) {
+  const t = Math.max(0, Math.min(1, 1 + logprob / 12));   // ln P of 0 -> 1, of -12 or less -> 0
+  return `hsl(${Math.round(120 * t)}, 75%, 78%)`;
+}
+
+async function scoreSentence(lm) {
+  const words = await lm.fullScores($('sentence').value);
+  const out = $('words');
+  out.replaceChildren(...words.map((w) => {
+    const span = document.createElement('span');
+    span.textContent = w.word;
+    span.style.background = colour(w.logprob);
+    span.title = `${w.token}: ln P = ${w.logprob.toFixed(3)} (P = ${Math.exp(w.logprob).toPrecision(3)})` +
+      (w.oov ? ', not in the vocabulary' : '');
+    span.dataset.logprob = String(w.logprob);
+    if (w.oov) span.className = 'oov';
+    return span;
+  }));
+  const total = words.reduce((s, w) => s + w.logprob, 0);
+  $('total').textContent = `ln P(sentence) = ${total.toFixed(3)} nats over ${words.length} predicted tokens ` +
+    `(perplexity ${Math.exp(-total / words.length).toFixed(1)})`;
+  return total;
+}
+
+async function rankCandidates(lm) {
+  const candidates = $('candidates').value.split('\n').map((s) => s.trim()).filter(Boolean);
+  const ranked = await lm.rank(candidates);
+  $('ranking').replaceChildren(...ranked.map((s) => {
+    const li = document.createElement('li');
+    const lp = document.createElement('span');
+    lp.className = 'lp';
+    lp.textContent = s.logprob.toFixed(3);
+    li.append(s.sentence, lp);
+    li.dataset.logprob = String(s.logprob);
+    return li;
+  }));
+  return ranked;
+}
+
+async function generate(lm) {
+  const out = $('generated');
+  const prompt = $('prompt').value;
+  const head = document.createElement('span');
+  head.className = 'prompt';
+  head.textContent = prompt;
+  const body = document.createElement('span');
+  body.id = 'generated-words';
+  out.replaceChildren(head, ' ', body);
+  const words = [];
+  const options = {
+    maxWords: Number($('max-words').value), temperature: Number($('temperature').value),
+    topK: Number($('top-k').value), topP: Number($('top-p').value), seed: Number($('seed').value),
+  };
+  for await (const word of lm.stream(prompt, options)) {
+    words.push(word);
+    body.textContent = detokenize(words);
+    await new Promise((resolve) => requestAnimationFrame(resolve));   // show it now
+  }
+  return words;
+}
+
+function guard(action) {
+  return async (event) => {
+    event.preventDefault();
+    try {
+      $('error').hidden = true;
+      await action();
+    } catch (error) {
+      showError(error);
+    }
+  };
+}
+
+async function main() {
+  const lm = await loadModel(params.get('model') || 'model/', {
+    precision: params.get('precision') || 'fp32', threads: Number(params.get('threads') || 1),
+    wasmPaths: new URL('ort/', location.href).href,
+  });
+  window.pocketlm.lm = lm;
+  const m = lm.manifest.model || {};
+  $('model-info').textContent = `Model: ${m.cell || ''} ${m.layers || ''}×${m.hidden_size || ''}, ` +
+    `${lm.vocabSize.toLocaleString()} words, ${lm.precision} graphs.`;
+  $('score-form').addEventListener('submit', guard(() => scoreSentence(lm)));
+  $('rank-form').addEventListener('submit', guard(() => rankCandidates(lm)));
+  $('generate-form').addEventListener('submit', guard(() => generate(lm)));
+  let pending = null;
+  $('sentence').addEventListener('input', () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => scoreSentence(lm).catch(showError), 150);
+  });
+  await scoreSentence(lm);
+  await rankCandidates(lm);
+  window.pocketlm.firstScoreMs = performance.now();   // ms since navigation started
+  for (const button of document.querySelectorAll('button')) button.disabled = false;
+  $('status').textContent = 'Ready: type a sentence, rank candidates or generate.';
+  return lm;
+}
+
+window.pocketlm = { ready: main().catch((error) => { showError(error); throw error; }) };
+window.pocketlm.ready.catch(() => {});
+
+if ('serviceWorker' in navigator && !params.has('no-offline')) {
+  navigator.serviceWorker.register('sw.js').catch(() => {});
+}

@@ -1,0 +1,72 @@
+// Runs one JSON request against a model folder and prints one JSON answer: the bridge the
+// Python tests and bench/web.py use to compare this package with the Python runtime.
+//
+//   node tools/driver.js < request.json
+//   request: {"model": DIR, "precision": "fp32", "threads": 1,
+//             "tokenize": [text, ...], "tokenizer": PATH (tokenizer.json alone, no model),
+//             "score": [sentence, ...], "steps": [sentence, ...],
+//             "generate": [{"prompt": ..., "maxWords": 30, "seed": 0, ...}, ...],
+//             "fullScores": sentence, "rank": [candidate, ...], "timing": true}
+//   answer:  the same keys with results; {"error": one line} for a bad folder or argument.
+
+import { readFileSync } from 'node:fs';
+import { loadModel, oneLine, PocketLMError, Tokenizer } from '../src/node.js';
+
+async function answer(request) {
+  const out = {};
+  if (request.tokenizer) {
+    const tokenizer = new Tokenizer(JSON.parse(readFileSync(request.tokenizer, 'utf8')));
+    out.tokenize = (request.tokenize || []).map((text) => tokenizer.encode(text));
+    out.words = (request.words || []).map((text) => tokenizer.encodeWords(text).map((w) => w.word));
+    if (!request.model) return out;
+  }
+  const started = performance.now();
+  const lm = await loadModel(request.model, {
+    precision: request.precision || 'fp32', threads: request.threads || 0, verify: request.verify ?? true,
+  });
+  out.loadMs = performance.now() - started;
+  if (request.tokenize && !out.tokenize) out.tokenize = request.tokenize.map((text) => lm.tokenize(text));
+  if (request.score) {
+    const t0 = performance.now();
+    out.score = await lm.scoreBatch(request.score);
+    out.scoreMs = performance.now() - t0;
+    out.tokens = request.score.reduce((n, s) => n + lm.tokenize(s).length + 1, 0);
+  }
+  if (request.steps) {
+    out.steps = [];
+    for (const sentence of request.steps) {
+      let [total, state] = [0, await lm.begin()];
+      for (const id of lm.tokenize(sentence)) {
+        const [logprob, next] = await lm.advance(state, id);
+        total += logprob;
+        state = next;
+      }
+      out.steps.push(total + lm.end(state));
+    }
+  }
+  if (request.rank) out.rank = await lm.rank(request.rank);
+  if (request.fullScores !== undefined) out.fullScores = await lm.fullScores(request.fullScores);
+  if (request.generate) {
+    out.generate = [];
+    const t0 = performance.now();
+    let words = 0;
+    for (const g of request.generate) {
+      const got = [];
+      for await (const word of lm.stream(g.prompt || '', g)) got.push(word);
+      words += got.length;
+      out.generate.push(got);
+    }
+    out.generateMs = performance.now() - t0;
+    out.generatedWords = words;
+  }
+  return out;
+}
+
+let result;
+try {
+  result = await answer(JSON.parse(readFileSync(0, 'utf8')));
+} catch (error) {
+  if (!(error instanceof PocketLMError)) throw error;
+  result = { error: oneLine(error) };
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
