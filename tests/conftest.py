@@ -99,7 +99,7 @@ def toy_checkpoint(toy_data: Path) -> Path:
     from pocketlm.pipeline.train import TrainConfig, train
 
     out = toy_data.parent / "checkpoint"
-    train(TrainConfig(**TOY_TRAIN), toy_data, out)
+    train(TrainConfig.of(**TOY_TRAIN), toy_data, out)
     return out
 
 
@@ -151,7 +151,7 @@ def salad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus.write_text("\n".join(rng.choice(SALAD_LINES) for _ in range(600)) + "\n",
                       encoding="utf-8")
     ingest(IngestConfig(data_files=(str(corpus),), vocab_size=100), root / "data")
-    train(TrainConfig(**TOY_TRAIN), root / "data", root / "checkpoint")
+    train(TrainConfig.of(**TOY_TRAIN), root / "data", root / "checkpoint")
     export(root / "checkpoint", root / "model", ExportConfig(int8=False))
     return root / "model"
 

@@ -1,5 +1,5 @@
-"""runtime/cli.py and pipeline/cli.py: every command through click's CliRunner on the toy corpus, one-line errors
-for bad input, and the runtime commands running without torch."""
+"""runtime/cli.py and stages/: every command through click's CliRunner on the toy corpus,
+one-line errors for bad input, and the runtime commands running without torch."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pocketlm.runtime.cli import cli
 from pocketlm.runtime import LanguageModel
+from pocketlm.runtime.cli import cli
 
 from .conftest import BLOCK_TRAINING_STACK, INT8_NATS_PER_TOKEN, flip_byte
 

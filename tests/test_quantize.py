@@ -43,11 +43,10 @@ def test_int8_scores_like_fp32(toy_model: Path, kjv_model: Path, which: str) -> 
     int8 is the same function on every CPU), perplexity within
     0.5%; and the step graph agrees with the score graph within 0.01 nats per predicted token
     (each graph picks its own activation scales: one row at a time against the whole batch)."""
-    folder, lines = {
-        "toy": (toy_model, toy_lines(40, seed=3)),
-        "kjv": (kjv_model, ["and god said , let there be light",
-                            "in the beginning god created the heaven",
-                            "and the lord spake unto moses , saying", "blessed are the meek"])}[which]
+    kjv_lines = ["and god said , let there be light", "in the beginning god created the heaven",
+                 "and the lord spake unto moses , saying", "blessed are the meek"]
+    folder, lines = {"toy": (toy_model, toy_lines(40, seed=3)),
+                     "kjv": (kjv_model, kjv_lines)}[which]
     fp32 = LanguageModel(folder)
     int8 = LanguageModel(folder, precision="int8")
     for line in lines:
