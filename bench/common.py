@@ -37,6 +37,7 @@ def machine(torch_device: str | None = None) -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "processor": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(),
@@ -59,6 +60,38 @@ def _cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor()
+
+
+#: Flags that decide which kernels torch and onnxruntime run (x86 /proc/cpuinfo names).
+_X86_FLAGS = ("avx", "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl",
+              "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_flags() -> dict[str, Any]:
+    """The CPU features that change speed (and, for saturating int8 kernels, results): which
+    of AVX2/FMA, AVX-512, VNNI, bf16 and AMX it has, and a short ``kind`` to group figures by
+    (``"avx2"``, ``"avx512"``, ``"avx512+vnni"``, ``"avx512+vnni+bf16"``, ``"+amx"`` appended;
+    ``"arm"`` with ``asimddp``/``bf16`` noted). Print it beside every CPU figure."""
+    flags: set[str] = set()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+                break
+    if not flags:
+        return {"kind": platform.machine() or "unknown", "flags": []}
+    if "asimd" in flags:  # ARM: dot product and bf16 instructions
+        arm = sorted(flags & {"asimd", "asimddp", "sve", "sve2", "bf16", "i8mm"})
+        return {"kind": "arm" + "".join(f"+{f}" for f in ("asimddp", "bf16") if f in flags),
+                "flags": arm}
+    present = [f for f in _X86_FLAGS if f in flags]
+    vnni = "avx_vnni" in flags or "avx512_vnni" in flags
+    bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    kind = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "avx"
+    kind += "+vnni" * vnni + "+bf16" * bf16 + "+amx" * ("amx_tile" in flags)
+    return {"kind": kind, "avx2": "avx2" in flags, "avx512": "avx512f" in flags, "vnni": vnni,
+            "bf16": bf16, "amx": "amx_tile" in flags, "flags": present}
 
 
 def percentile(values: list[float], q: float) -> float:

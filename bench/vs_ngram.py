@@ -12,9 +12,13 @@ see /BENCHMARKS in docs/stages.md):
   replaced by a random vocabulary word — the share of pairs where the verse scores higher
   (``--pairs`` verses, each with both corruptions; ties count as wrong);
 * ``tokens_per_s``: the test split's sentences scored on one thread (``LanguageModel(...,
-  threads=1).score_batch``, tokenisation included), fp32 and int8, median of ``--repeats``.
+  threads=1).score_batch``, tokenisation included), fp32 and int8, median of ``--repeats``;
+* ``int8_vs_fp32``: over every predicted token of the test split, the largest and mean
+  |int8 − fp32| log-probability, and the sentence perplexity change int8/fp32 − 1.
 
-Prints one JSON line per figure group (``record``: machine, run, quality, speed, summary).
+Prints one JSON line per figure group (``record``: machine, run, quality, int8_vs_fp32, speed,
+summary); every line carries ``cpu`` (the CPU's kind and AVX2/AVX-512/VNNI/bf16/AMX flags,
+``bench/common.py:cpu_flags``), on which speed and, for saturating int8 kernels, results depend.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from common import emit, machine, median  # noqa: E402
+from common import cpu_flags, emit, machine, median  # noqa: E402
 
 #: KenLM 5-gram (modified Kneser-Ney) on the same split, from BENCHMARKS.md.
 NGRAM = {"sentence_ppl": 37.05, "ranking": 0.936, "tokens_per_s": 4_000_000}
@@ -91,7 +95,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    cpu = cpu_flags()
     emit("machine", **machine())
+
+    def figure(record: str, **fields: object) -> None:  # every figure beside the CPU's flags
+        emit(record, cpu=cpu, **fields)
 
     run_seconds = None
     folder = args.run
@@ -102,7 +110,7 @@ def main() -> None:
         t0 = time.perf_counter()
         subprocess.run(command, check=True, stdout=sys.stderr)  # keep stdout JSON lines only
         run_seconds = time.perf_counter() - t0
-        emit("run", command=" ".join(["pocketlm", *command[3:]]), seconds=round(run_seconds, 1))
+        figure("run", command=" ".join(["pocketlm", *command[3:]]), seconds=round(run_seconds, 1))
 
     from pocketlm.runtime import LanguageModel, read_manifest
 
@@ -131,7 +139,19 @@ def main() -> None:
             "ranking_swap": round(float(good[kinds == "swap"].mean()), 4),
             "ranking_replace": round(float(good[kinds == "replace"].mean()), 4),
             "pairs": len(pairs), "verses": len(verses), "tokens": count}
-        emit("quality", precision=precision, **quality[precision])
+        figure("quality", precision=precision, **quality[precision])
+    if "int8" in quality:  # token by token over the same verses
+        per_token = {}
+        for p in ("fp32", "int8"):
+            lm = LanguageModel(model_dir, precision=p, threads=1)
+            per_token[p] = np.concatenate([[w.logprob for w in lm.full_scores(text(v))]
+                                           for v in verses])
+        delta = np.abs(per_token["int8"] - per_token["fp32"])
+        change = float(np.exp(np.mean(per_token["fp32"]) - np.mean(per_token["int8"])) - 1)
+        figure("int8_vs_fp32", tokens=int(delta.size), max_abs_logprob=round(float(delta.max()), 5),
+               mean_abs_logprob=round(float(delta.mean()), 6),
+               p999_abs_logprob=round(float(np.quantile(delta, 0.999)), 5),
+               sentence_ppl_change=round(change, 6))
 
     lines = [text(v) for v in verses]
     count = sum(len(tok.encode(line).ids) + 1 for line in lines)
@@ -146,11 +166,11 @@ def main() -> None:
             times[p].append(time.perf_counter() - t0)
     for p in sessions:
         speed[p] = round(count / median(times[p]))
-        emit("speed", precision=p, threads=1, tokens=count, seconds=round(median(times[p]), 3),
+        figure("speed", precision=p, threads=1, tokens=count, seconds=round(median(times[p]), 3),
              tokens_per_s=speed[p])
 
     best = quality.get("int8", quality["fp32"])
-    emit("summary", model=str(model_dir),
+    figure("summary", model=str(model_dir),
          model_config={k: manifest["model"].get(k) for k in
                        ("cell", "layers", "embedding_size", "hidden_size", "output", "cutoffs")},
          pocketlm={"sentence_ppl_fp32": quality["fp32"]["sentence_ppl"],

@@ -16,6 +16,7 @@ from typing import Any
 
 from pocketlm.runtime.artifact import PocketLMError
 
+from .budget import probe_end
 from .model import ModelConfig
 from .options import check_fields, option
 
@@ -27,7 +28,10 @@ MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name !
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Model shape and training recipe. ``max_steps`` > 0 stops early (smoke runs);
+    """Model shape and training recipe. ``max_steps`` > 0 is the run's length in steps (the
+    schedule is laid over it; more epochs than ``epochs`` if it needs them); ``minutes`` > 0
+    (and no ``max_steps``) chooses that length from the wall-time budget
+    (:mod:`pocketlm.pipeline.budget`);
     ``precision`` is ``auto`` (bf16 autocast on CUDA and on CPUs with hardware bf16, fp32
     elsewhere), ``fp32`` or ``bf16``.
 
@@ -59,7 +63,8 @@ class TrainConfig:
         "auto: bf16 autocast on CUDA and on CPUs with hardware bf16 (AVX512-BF16, AMX), fp32 "
         "elsewhere", choices=("auto", "fp32", "bf16")))
     max_steps: int = field(default=0, metadata=option(
-        "Stop after this many steps (0: no limit)", **_COUNT))
+        "Train exactly this many steps, the schedule laid over them (0: --epochs decides)",
+        **_COUNT))
     eval_batch_size: int = field(default=10, metadata=option(
         "Parallel streams of the validation and test evaluation", minimum=1))
     log_every: int = field(default=200, metadata=option(
@@ -75,6 +80,10 @@ class TrainConfig:
         "Write a checkpoint every M minutes (0: off)", **_COUNT))
     max_minutes: float = field(default=0.0, metadata=option(
         "Stop after M minutes of wall time (0: no limit)", **_COUNT))
+    minutes: float = field(default=0.0, metadata=option(
+        "Fit the run in M minutes: the schedule is laid over the steps that fit at the speed "
+        "of the first steps; the number is recorded as max_steps (0: off; a given "
+        "--max-steps wins)", **_COUNT))
     target_ppl: float = field(default=0.0, metadata=option(
         "Stop when validation perplexity reaches this (0: never)", **_COUNT))
     patience: int = field(default=0, metadata=option(
@@ -99,6 +108,8 @@ class TrainConfig:
             raise PocketLMError("TrainConfig.model must be a ModelConfig; use TrainConfig.of("
                                 "cell=..., hidden_size=..., ...) to give model fields flat")
         check_fields(self)
+        if self.minutes and not self.max_steps:
+            probe_end(self.warmup, self.schedule)    # a cosine needs warmup steps to time
 
     @classmethod
     def of(cls, **fields: Any) -> TrainConfig:

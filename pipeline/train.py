@@ -21,10 +21,12 @@ window starts at line boundaries from the zero state, as sentence scoring does).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, che
 
 from . import distributed
 from .batches import LineWindows, TokenRows
+from .budget import PROBE_SKIP, Budget, evaluations, plan_steps, probe_end
 from .cells import State
 from .checkpoint import (TOKENIZER, WEIGHTS, SavedRun, load_checkpoint, load_state_into,
                          load_weights, perplexity, restore_optimizer, restore_rng, save_weights)
@@ -271,17 +274,69 @@ class Trainer:
         run.since_tokens += y.numel() * self.procs.world
         return loss_value, flags
 
+    def last_epoch(self, per_epoch: int) -> int:
+        """The epoch the run ends in: ``epochs``, or as many as ``max_steps`` needs (a
+        ``--minutes`` run before its plan: no limit)."""
+        config = self.config
+        if config.minutes and not config.max_steps:
+            return sys.maxsize
+        return max(config.epochs, math.ceil(config.max_steps / per_epoch))
+
+    def plan(self, per_epoch: int, step_seconds: float) -> None:
+        """Fix a ``--minutes`` run's length: the steps that fit the budget at ``step_seconds``
+        a step, with the evaluations they imply timed on a slice of the validation split. From
+        here on the run is the run ``--max-steps N`` is (``N`` recorded in the manifest)."""
+        config, run = self.config, self.run
+        budget = Budget(config.minutes, run.step, 0.0, step_seconds, 0.0, 0.0, 0, 0)
+        if self.procs.main:
+            valid = self.data["splits"]["valid"]["tokens"]
+            test = self.data["splits"]["test"]["tokens"]
+            sample = min(valid, 20 * config.eval_batch_size * 70)
+            t0 = time.perf_counter()
+            evaluated = self.average.averaged() if self.average is not None else self.model
+            stream_nll_torch(evaluated, self.valid_ids, config.eval_batch_size,
+                             device=self.device, max_tokens=sample)       # no random draws
+            self.model.train()
+            per_token = (time.perf_counter() - t0) / sample
+            limit = config.eval_tokens or math.inf
+            eval_seconds = per_token * min(valid, limit)
+            final_seconds = per_token * min(test, limit) + eval_seconds   # test and last save
+            spent = time.perf_counter() - self.entered      # the budget: the train() call
+            steps = plan_steps(config.minutes, spent, run.step, step_seconds, eval_seconds,
+                               final_seconds, per_epoch, config.eval_every)
+            budget = Budget(config.minutes, run.step, spent, step_seconds, eval_seconds,
+                            final_seconds, 0, steps)
+            budget = dataclasses.replace(budget, evaluations=evaluations(
+                steps, per_epoch, config.eval_every))
+        budget = distributed.share(budget, self.procs)
+        self.config = config.replace(max_steps=budget.steps)
+        self.writer.config = self.config
+        self.total_steps = budget.steps
+        self.segment["budget"] = budget.to_dict()
+        log.info("--minutes %g: %d steps fit (%.1f ms a step, %.2f s an evaluation); the same "
+                 "run: --max-steps %d", config.minutes, budget.steps, 1000 * step_seconds,
+                 budget.eval_seconds, budget.steps)
+
     def fit(self) -> tuple[str, float | None]:
         """Epochs of windows until a budget or the epochs end; returns (why it stopped, the
         non-finite loss if that was why)."""
-        config, rows = self.config, self.rows
-        per_epoch = rows.count_windows(config.bptt)
-        self.total_steps = config.max_steps or per_epoch * config.epochs   # the schedule's length
+        rows = self.rows
+        per_epoch = rows.count_windows(self.config.bptt)
+        plan_at = (probe_end(self.config.warmup, self.config.schedule)
+                   if self.config.minutes and not self.config.max_steps else 0)
+        probe_seconds = 0.0
+        if plan_at and self.run.step >= plan_at:
+            raise PocketLMError(f"{self.out}: this --minutes run stopped before it fixed its "
+                                f"length; start it again")
+        # the schedule's length (a --minutes run: fixed at step plan_at, before it matters)
+        self.total_steps = self.config.max_steps or per_epoch * self.config.epochs
         bar = progress_bar(self.progress, self.procs.main, initial=self.run.step,
-                            total=min(config.max_steps or math.inf, config.epochs * per_epoch))
+                           total=min(self.config.max_steps or math.inf,
+                                     self.config.epochs * per_epoch))
         stop: str | None = None
         try:
-            while self.run.epoch <= config.epochs and stop is None:
+            while self.run.epoch <= self.last_epoch(per_epoch) and stop is None:
+                config = self.config
                 self.model.train()
                 if self.run.position == 0 or self.carried is None or rows.resets:
                     self.carried = self.model.init_state(rows.rows, self.device)
@@ -291,9 +346,19 @@ class Trainer:
                     if config.max_steps and run.step >= config.max_steps:
                         stop = "max_steps"       # a resumed run that had reached its budget
                         break
+                    t_step = time.perf_counter()
                     loss_value, flags = self.step()
                     if not math.isfinite(loss_value):
                         return "nan", loss_value
+                    if plan_at:
+                        synchronize(self.device)
+                        if run.step > PROBE_SKIP:
+                            probe_seconds += time.perf_counter() - t_step
+                        if run.step == plan_at:
+                            self._pause(t_mark)
+                            self.plan(per_epoch, probe_seconds / (plan_at - PROBE_SKIP))
+                            plan_at, config = 0, self.config
+                            t_mark = time.perf_counter()
                     if bar is not None:
                         bar.update(1)
                         seconds = run.since_seconds + time.perf_counter() - t_mark
@@ -391,6 +456,8 @@ def train(config: TrainConfig, data_dir: str | os.PathLike[str], out: str | os.P
             f"{trainer.saved_steps[-1]}{', saved now' if first_state else ''}); lower --lr or "
             f"--clip and continue with `pocketlm train --resume {out} --lr ...`, or start again")
     test_ppl = trainer.test_perplexity()
+    if "budget" in trainer.segment:     # the budget's measure: this call, to the last save
+        trainer.segment["budget"]["wall_seconds"] = round(time.perf_counter() - trainer.entered, 3)
     trainer.save("finished", reason=reason, curve=True, final_metrics={"test_ppl": test_ppl})
     manifest = read_manifest(out, "checkpoint", verify=False)
     distributed.finish(procs)

@@ -25,6 +25,7 @@ from pocketlm.pipeline.device import autocast_bf16, native_bf16_cpu, resolve_dev
 from pocketlm.pipeline.evaluate import batchify, stream_nll_torch
 from pocketlm.pipeline.ingest import load_split
 from pocketlm.pipeline.model import RNNLM, ModelConfig
+from pocketlm.pipeline.recipe import lr_at
 from pocketlm.pipeline.train import train
 from pocketlm.runtime.artifact import ArtifactError, PocketLMError, read_manifest, write_manifest
 
@@ -269,3 +270,33 @@ def test_seed_makes_runs_identical(toy_data: Path, tmp_path: Path) -> None:
     assert not all(torch.equal(runs["a"][k], runs["c"][k]) for k in runs["a"])
     loss = [[r["train_loss"] for r in metrics_lines(tmp_path / n)] for n in ("a", "b")]
     assert loss[0] == loss[1]
+
+
+def test_minutes_run_records_its_steps_and_max_steps_reproduces_it(toy_data: Path,
+                                                                  tmp_path: Path) -> None:
+    """--minutes lays the cosine over the steps that fit the budget, records that number as
+    max_steps (the plan under status.budget) and ends at it, the cosine at its floor; a run
+    given --max-steps of that number has the same tensors, bit for bit (best weights and the
+    resumable state)."""
+    recipe = dict(QUICK, schedule="cosine", warmup=20, lr_floor=0.1)
+    timed = train(TrainConfig.of(**recipe, minutes=0.15), toy_data, tmp_path / "timed")
+    budget = timed["status"]["budget"]
+    steps = budget["steps"]
+    assert timed["config"]["max_steps"] == steps == timed["metrics"]["steps"]
+    assert timed["config"]["minutes"] == 0.15 and timed["status"]["reason"] == "max_steps"
+    assert budget["planned_at_step"] == 20 < steps and budget["step_seconds"] > 0
+    assert lr_at(steps, steps, recipe["lr"], 20, "cosine", 0.1) == pytest.approx(0.1 * recipe["lr"])
+    last = metrics_lines(tmp_path / "timed")[-1]
+    assert last["step"] == steps and last["lr"] <= 0.1 * recipe["lr"] * 1.01
+    again = train(TrainConfig.of(**recipe, max_steps=steps), toy_data, tmp_path / "again")
+    assert "budget" not in again["status"] and again["metrics"]["steps"] == steps
+    for name in ("model.safetensors", "last.safetensors"):
+        a, b = load_file(str(tmp_path / "timed" / name)), load_file(str(tmp_path / "again" / name))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_minutes_needs_a_warmup_to_time(toy_data: Path, tmp_path: Path) -> None:
+    """A cosine --minutes run times its warmup steps; with too short a warmup it says so."""
+    with pytest.raises(PocketLMError, match="--warmup"):
+        train(TrainConfig.of(**QUICK, schedule="cosine", warmup=5, minutes=1), toy_data,
+              tmp_path / "c")

@@ -1,0 +1,95 @@
+"""A run that fits the time it is given (``--minutes M``): how many optimiser steps fit.
+
+The schedule (warmup, then cosine down to its floor) needs its length before the first step
+whose learning rate depends on it. So a ``--minutes`` run times its first steps while the
+learning rate still only ramps up (warmup steps do not depend on the length), times one
+evaluation on a slice of the validation split, and then fixes the number of steps ``N``:
+the largest that fits the budget with the evaluations and the final test evaluation it implies.
+From then on the run is exactly the run ``--max-steps N`` would be; ``N`` is recorded in the
+checkpoint manifest (``config.max_steps`` and ``budget``), so ``train --max-steps N`` reproduces
+it, weight for weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pocketlm.runtime.artifact import PocketLMError
+
+#: Steps timed before the plan is made: the first ``PROBE_SKIP`` (allocation, first-call costs)
+#: are left out; the plan is made after ``PROBE_SKIP + PROBE_STEPS`` steps, or at the end of a
+#: shorter warmup.
+PROBE_SKIP, PROBE_STEPS = 5, 40
+#: The fewest timed steps a plan may rest on (a cosine run needs a warmup at least this long).
+MIN_PROBE_STEPS = 10
+#: Share of the budget kept free for what is not planned (checkpoint writes, noise).
+MARGIN = 0.02
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the plan was made from, and the plan (recorded in the checkpoint manifest)."""
+
+    minutes: float
+    planned_at_step: int
+    spent_seconds: float
+    step_seconds: float
+    eval_seconds: float
+    final_seconds: float
+    evaluations: int
+    steps: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def probe_end(warmup: int, schedule: str) -> int:
+    """The step after which the plan is made: ``PROBE_SKIP + PROBE_STEPS``, or the end of the
+    warmup when that comes first (a cosine's learning rate depends on the run's length once
+    the warmup is over). A cosine schedule with too short a warmup cannot be planned."""
+    end = PROBE_SKIP + PROBE_STEPS
+    if schedule != "cosine":
+        return end
+    if warmup - PROBE_SKIP < MIN_PROBE_STEPS:
+        raise PocketLMError(f"--minutes with a cosine schedule needs --warmup >= "
+                            f"{PROBE_SKIP + MIN_PROBE_STEPS} (the run times its warmup steps "
+                            f"to choose its length); got --warmup {warmup}")
+    return min(end, warmup)
+
+
+def evaluations(steps: int, per_epoch: int, eval_every: int) -> int:
+    """Validation runs a run of ``steps`` steps makes: one at each epoch end and every
+    ``eval_every`` steps, and one at the last step (counted once where they coincide)."""
+    ends = steps // per_epoch
+    extra = (steps - 1) // eval_every if eval_every else 0
+    last = 0 if steps % per_epoch == 0 else 1
+    return ends + extra + last
+
+
+def plan_steps(minutes: float, spent: float, done: int, step_seconds: float,
+               eval_seconds: float, final_seconds: float, per_epoch: int, eval_every: int = 0,
+               margin: float = MARGIN) -> int:
+    """The most steps (at least ``done + 1``) such that the time already ``spent`` plus the
+    remaining steps, the evaluations and the final evaluation fit ``minutes`` (less
+    ``margin``)."""
+    if min(step_seconds, per_epoch) <= 0:
+        raise ValueError("step_seconds and per_epoch must be positive")
+    available = minutes * 60 * (1 - margin) - spent - final_seconds
+
+    def cost(steps: int) -> float:
+        return ((steps - done) * step_seconds
+                + evaluations(steps, per_epoch, eval_every) * eval_seconds)
+
+    high = done + max(1, math.floor(available / step_seconds))   # steps alone: an upper bound
+    low = done + 1
+    if cost(low) > available:
+        return low
+    while low < high:                                               # largest steps that fit
+        mid = (low + high + 1) // 2
+        if cost(mid) <= available:
+            low = mid
+        else:
+            high = mid - 1
+    return low
