@@ -25,8 +25,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from synth import read_wav, synthesise
+from synth import FESTIVAL_VOICES, festival_batch, finish, read_wav, synthesise
 
+#: Decoder settings: one pass (no fwdflat) with a 10-frame phonetic lookahead, 3x faster
+#: than the defaults on this machine with the same first-pass words on the utterances tried.
+DECODER = {"fwdflat": False, "pl_window": 10}
 NBEST_PATHS = 2000
 NBEST_DISTINCT = 500
 
@@ -40,7 +43,7 @@ def _init(arpa: str, work: str, snr: float | None, seed: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from pocketsphinx import Decoder
 
-    _decoder = Decoder(lm=arpa, loglevel="FATAL")
+    _decoder = Decoder(lm=arpa, loglevel="FATAL", **DECODER)
     _cmn = _decoder.get_cmn()
     _settings.update(work=Path(work), snr=snr, seed=seed)
 
@@ -53,8 +56,14 @@ def _one(job: tuple[str, str, str]) -> dict[str, Any]:
         return json.loads(record_path.read_text())
     wav = work / "wav" / f"{utt}.wav"
     made = wav.with_suffix(".json")
+    raw = work / "raw" / f"{utt}.wav"
     if made.exists():  # synthesised by an earlier run
         seconds, synth_s = json.loads(made.read_text())
+    elif raw.with_suffix(".done").exists():  # spoken by a festival batch
+        t0 = time.perf_counter()
+        seconds = finish(raw, wav, _settings["snr"], _settings["seed"])
+        synth_s = time.perf_counter() - t0 + float(raw.with_suffix(".done").read_text())
+        made.write_text(json.dumps([seconds, synth_s]))
     else:
         t0 = time.perf_counter()
         seconds = synthesise(voice, text, wav, _settings["snr"], _settings["seed"])
@@ -95,11 +104,30 @@ def _one(job: tuple[str, str, str]) -> dict[str, Any]:
     return record
 
 
+def _festival_first(jobs: list[tuple[str, str, str]], work: Path, processes: int) -> None:
+    """Speak the festival utterances not yet made in ``processes`` festival batches at once;
+    each raw wav gets a ``.done`` file holding its share of the batch's seconds."""
+    todo = [(utt, voice, text) for utt, voice, text in jobs if voice in FESTIVAL_VOICES
+            and not (work / "wav" / f"{utt}.json").exists()
+            and not (work / "raw" / f"{utt}.done").exists()]
+    for voice in sorted({v for _, v, _ in todo}):
+        items = [(text, work / "raw" / f"{utt}.wav") for utt, v, text in todo if v == voice]
+        t0 = time.perf_counter()
+        running = [festival_batch(voice, items[k::processes]) for k in range(processes)]
+        for proc in running:
+            proc.wait()
+        share = (time.perf_counter() - t0) * processes / max(len(items), 1)
+        for _, path in items:
+            if path.exists():
+                path.with_suffix(".done").write_text(repr(share))
+
+
 def decode_all(jobs: list[tuple[str, str, str]], arpa: Path, work: Path, snr: float | None,
                seed: int, processes: int = 2) -> list[dict[str, Any]]:
     """Records of every job (utt id, voice, text), decoded by ``processes`` workers."""
-    for sub in ("wav", "lattices", "records"):
+    for sub in ("wav", "raw", "lattices", "records"):
         (work / sub).mkdir(parents=True, exist_ok=True)
+    _festival_first(jobs, work, processes)
     args = (str(arpa), str(work), snr, seed)
     if processes <= 1:
         _init(*args)

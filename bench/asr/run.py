@@ -10,8 +10,8 @@ One command, six steps (each cached in ``--work``, so a rerun only redoes what c
    KenLM rescoring; the 5-gram's test perplexity is printed beside the reference 37.05;
 3. speech and first pass (``decode.py``): every verse in every voice, 2 processes;
    pocketsphinx with the 3-gram writes its hypothesis and its word lattice (SLF);
-4. candidates: each lattice expanded with the 3-gram (exact: merge only identical word
-   sequences), ``--nbest`` best distinct sequences with acoustic, 3-gram and word-count features;
+4. candidates: pocketsphinx's A* n-best (2,000 paths merged into at most 500 distinct word
+   sequences, each with its path score) plus the first-pass hypothesis;
 5. rescoring features: pocketlm through the prefix trie (1 thread, hidden punctuation), the 5-gram;
 6. systems: log-linear weights tuned by ``--folds``-fold cross-validation over verses (a verse's
    utterances are never chosen with weights tuned on that verse); WER with a bootstrap CI over
@@ -43,15 +43,13 @@ from ngram import (REFERENCE_5GRAM_PPL, build_arpa, sentence_ppl, split_lines,  
 from stats import by_verse, errors, paired, wer_ci  # noqa: E402
 from synth import VOICES, check_voices, reference_words  # noqa: E402
 
-#: system name -> features its weights combine (acoustic fixed at 1)
+#: system name -> features its weights combine (``ps``, pocketsphinx's path score, fixed at 1)
 SYSTEMS = {
-    "3gram_nbest": ["acoustic", "lm3", "words"],
-    "kenlm_5gram": ["acoustic", "lm3", "kenlm5", "words"],
-    "pocketlm": ["acoustic", "lm3", "pocketlm", "words"],
-    "pocketlm+5gram": ["acoustic", "lm3", "pocketlm", "kenlm5", "words"],
+    "3gram_nbest": ["ps", "first", "lm3", "words"],
+    "kenlm_5gram": ["ps", "first", "lm3", "kenlm5", "words"],
+    "pocketlm": ["ps", "first", "lm3", "pocketlm", "words"],
+    "pocketlm+5gram": ["ps", "first", "lm3", "pocketlm", "kenlm5", "words"],
 }
-#: Weights of the candidate search: pocketsphinx's own language weight (6.5) and no bonus.
-SEARCH_WEIGHTS = {"acoustic": 1.0, "lm3": 6.5, "words": 0.0}
 
 
 def arguments() -> argparse.Namespace:
@@ -66,8 +64,6 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=HERE.parent / "results")
     p.add_argument("--tag", default="", help="suffix of the result file names")
     p.add_argument("--jobs", type=int, default=2, help="synthesis+decoding processes")
-    p.add_argument("--nbest", type=int, default=300, help="candidates per utterance")
-    p.add_argument("--beam", type=int, default=300, help="hypotheses per lattice node")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--hidden", default=",.:;?!", help="hidden punctuation for pocketlm "
                    "(characters; empty: none)")
@@ -108,7 +104,7 @@ def main() -> None:
          test_sentence_ppl_spoken_3gram=sentence_ppl(arpa3, spoken(test)))
     hidden = list(args.hidden)
     lists, timing = candidate_features(records, utts, args.model, arpa3, arpa5, hidden,
-                                       SEARCH_WEIGHTS, args.beam, args.nbest)
+                                       args.jobs)
     emit("timing", **timing)
     if args.stop_after == "features":
         return

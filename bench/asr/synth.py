@@ -86,14 +86,38 @@ def add_noise(samples: np.ndarray, snr_db: float | None, seed: int, key: str) ->
     return np.clip(np.round(signal + noise), -32768, 32767).astype(np.int16)
 
 
-def synthesise(voice: str, text: str, out: Path, snr_db: float | None, seed: int) -> float:
-    """Speak ``text`` with ``voice`` into ``out`` (16 kHz, 16-bit mono, noise added); returns
-    the duration in seconds."""
+def finish(raw: Path, out: Path, snr_db: float | None, seed: int) -> float:
+    """Resample ``raw`` to 16 kHz mono 16-bit (``sox -R``), add noise, write ``out``;
+    returns the duration in seconds."""
     with tempfile.TemporaryDirectory() as tmp:
-        raw, resampled = Path(tmp) / "raw.wav", Path(tmp) / "16k.wav"
-        _tts(voice, text, raw)
+        resampled = Path(tmp) / "16k.wav"
         subprocess.run(["sox", "-R", str(raw), "-r", str(RATE), "-c", "1", "-b", "16",
                         str(resampled)], check=True, capture_output=True)
         samples = add_noise(read_wav(resampled), snr_db, seed, out.stem)
     write_wav(out, samples)
     return len(samples) / RATE
+
+
+def synthesise(voice: str, text: str, out: Path, snr_db: float | None, seed: int) -> float:
+    """Speak ``text`` with ``voice`` into ``out`` (16 kHz, 16-bit mono, noise added); returns
+    the duration in seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        _tts(voice, text, raw)
+        return finish(raw, out, snr_db, seed)
+
+
+def festival_batch(voice: str, items: list[tuple[str, Path]]) -> subprocess.Popen:
+    """Start one festival process that speaks every (text, raw wav path) of ``items`` (the
+    voice is loaded once instead of once per utterance); returns the running process."""
+    def quote(text: str) -> str:
+        return '"' + text.replace("\\", " ").replace('"', " ") + '"'
+
+    lines = [f"({FESTIVAL_VOICES[voice]})"]
+    lines += [f"(utt.save.wave (SynthText {quote(text)}) {quote(str(path))} 'riff)"
+              for text, path in items]
+    script = tempfile.NamedTemporaryFile("w", suffix=".scm", delete=False)
+    script.write("\n".join(lines) + "\n")
+    script.close()
+    return subprocess.Popen(["festival", "-b", script.name], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)

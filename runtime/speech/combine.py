@@ -46,8 +46,33 @@ def choose(features: np.ndarray, weights: np.ndarray) -> int:
     return int(np.argmax(features @ weights))
 
 
+class _Stacked:
+    """All candidates of many utterances in one matrix, for fast repeated choices."""
+
+    def __init__(self, problems: Sequence[Candidates]) -> None:
+        sizes = np.array([len(p.features) for p in problems])
+        if (sizes == 0).any():
+            raise InputError("tune: an utterance has no candidates")
+        self.features = np.concatenate([p.features for p in problems])
+        self.errors = np.concatenate([p.errors for p in problems]).astype(np.float64)
+        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.segment = np.repeat(np.arange(len(problems)), sizes)
+
+    def chosen(self, weights: np.ndarray) -> np.ndarray:
+        """Row of the chosen candidate of each utterance (first of ties)."""
+        scores = self.features @ weights
+        best = np.maximum.reduceat(scores, self.starts)
+        rows = np.flatnonzero(scores >= best[self.segment])
+        _, first = np.unique(self.segment[rows], return_index=True)
+        return rows[first]
+
+    def total_errors(self, weights: np.ndarray) -> int:
+        return int(self.errors[self.chosen(weights)].sum())
+
+
 def total_errors(problems: Sequence[Candidates], weights: np.ndarray) -> int:
-    return int(sum(p.errors[choose(p.features, weights)] for p in problems))
+    """Word errors of the candidates ``weights`` choose, summed over utterances."""
+    return _Stacked(problems).total_errors(weights)
 
 
 def _scales(problems: Sequence[Candidates], fixed: int) -> np.ndarray:
@@ -82,7 +107,8 @@ def tune(problems: Sequence[Candidates], names: Sequence[str], fixed: str = "aco
     scales = _scales(problems, f)
     weights = np.array([float((start or {}).get(n, 1.0 if j == f else 0.0))
                         for j, n in enumerate(names)])
-    best = total_errors(problems, weights)
+    stacked = _Stacked(problems)
+    best = stacked.total_errors(weights)
     steps = np.concatenate([[0.0], np.logspace(-2, np.log10(30), points)])
     for _ in range(sweeps):
         moved = False
@@ -95,7 +121,7 @@ def tune(problems: Sequence[Candidates], names: Sequence[str], fixed: str = "aco
             for value in sorted(grid, key=lambda v: abs(v - weights[j])):
                 trial = weights.copy()
                 trial[j] = value
-                errs = total_errors(problems, trial)
+                errs = stacked.total_errors(trial)
                 if errs < best:
                     best, weights, moved = errs, trial, True
         if not moved:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..model import LanguageModel, State
-from .wordstep import WordStepper
+from .wordstep import Prepared, WordStepper
 
 
 class PrefixScorer:
@@ -59,34 +59,34 @@ class PrefixScorer:
         self.nodes = len(words) - 1
         total = np.zeros(len(seqs))
         # level 0: the root
-        level_state = self.stepper.start(1)
+        level = self.stepper.prepare(self.stepper.start(1))
         row_of = {0: 0}
         path = {0: 0.0}
-        self._finish([0], level_state, row_of, path, ends, total)
+        self._finish([0], level, row_of, path, ends, total)
         for d in range(1, len(depth_nodes)):
             nodes = depth_nodes[d]
             states, new_rows = [], {}
             for a in range(0, len(nodes), self.batch_rows):
                 chunk = nodes[a:a + self.batch_rows]
                 lp, state = self.stepper.advance(
-                    level_state, [row_of[parents[n]] for n in chunk], [words[n] for n in chunk])
+                    level, [row_of[parents[n]] for n in chunk], [words[n] for n in chunk])
                 for j, n in enumerate(chunk):
                     path[n] = path[parents[n]] + float(lp[j])
                     new_rows[n] = a + j
                 states.append(state)
             for n in depth_nodes[d - 1]:
                 path.pop(n, None)
-            level_state = State.concat(states)
+            level = self.stepper.prepare(State.concat(states))
             row_of = new_rows
-            self._finish(nodes, level_state, row_of, path, ends, total)
+            self._finish(nodes, level, row_of, path, ends, total)
         return total.tolist()
 
-    def _finish(self, nodes: list[int], state: State, row_of: dict[int, int],
+    def _finish(self, nodes: list[int], level: Prepared, row_of: dict[int, int],
                 path: dict[int, float], ends: list[list[int]], total: np.ndarray) -> None:
         ending = [n for n in nodes if ends[n]]
         if not ending:
             return
-        lp = self.stepper.end(state, [row_of[n] for n in ending])
+        lp = self.stepper.end(level, [row_of[n] for n in ending])
         for n, value in zip(ending, lp):
             for i in ends[n]:
                 total[i] = path[n] + float(value)

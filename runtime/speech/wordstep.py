@@ -28,6 +28,50 @@ from ..model import LanguageModel, State
 DEFAULT_HIDDEN = (",", ".", ":", ";", "?", "!")
 
 
+def rows_of(state: State, rows: np.ndarray) -> State:
+    """The recurrent state of ``rows`` without their next-token distributions (a read-only
+    placeholder instead): all :meth:`LanguageModel.advance_batch` needs to step them, at a
+    fraction of :meth:`State.select`'s copying."""
+    arrays = {k: v[:, rows] for k, v in state.arrays.items()}
+    return State(arrays, np.broadcast_to(np.zeros((1, 1), np.float32),
+                                         (len(rows), state.logprobs.shape[1])))
+
+
+class Prepared:
+    """A state with its rows' hidden-token continuations (see :meth:`WordStepper.prepare`):
+    continuation c is row ``rows[c]`` followed by hidden token number ``kinds[c]``, whose
+    probability was ``lp[c]``; ``via`` holds their states."""
+
+    __slots__ = ("state", "via", "rows", "kinds", "lp", "width", "_slots")
+
+    def __init__(self, state: State, via: State | None, rows: np.ndarray, kinds: np.ndarray,
+                 lp: np.ndarray, width: int) -> None:
+        self.state, self.via, self.rows, self.kinds, self.lp = state, via, rows, kinds, lp
+        self.width = width
+        self._slots: np.ndarray | None = None
+
+    def slots(self) -> np.ndarray:
+        """[rows, hidden] index of each continuation, -1 where there is none."""
+        if self._slots is None:
+            slot = np.full((len(self.state), max(self.width, 1)), -1, dtype=np.int64)
+            slot[self.rows, self.kinds] = np.arange(len(self.rows))
+            self._slots = slot
+        return self._slots
+
+    def contexts(self, index: np.ndarray) -> State:
+        """Rows by :meth:`WordStepper.lookup`'s context index (a row, or the number of rows +
+        a continuation), without distributions (see :func:`rows_of`)."""
+        n = len(self.state)
+        if self.via is None or not (index >= n).any():
+            return rows_of(self.state, index)
+        arrays = {}
+        for key, value in self.state.arrays.items():
+            both = np.concatenate([value, self.via.arrays[key]], axis=1)
+            arrays[key] = both[:, index]
+        return State(arrays, np.broadcast_to(np.zeros((1, 1), np.float32),
+                                             (len(index), self.state.logprobs.shape[1])))
+
+
 class WordStepper:
     """Batched word-level scoring on top of the state API (see the module docstring)."""
 
@@ -55,68 +99,84 @@ class WordStepper:
         """``rows`` hypotheses at the start of a sentence."""
         return self.lm.begin(rows)
 
-    def _contexts(self, parent: State, first: np.ndarray) -> tuple[np.ndarray, State]:
-        """Per row, ln P of its next token ``first`` (-1: the end) summed over the hidden
-        paths, and the likeliest context to read it from."""
-        n = len(parent)
-        rows = np.arange(n)
-        target = np.where(first < 0, self.lm.eos_id, first)
-        direct = parent.logprobs[rows, target].astype(np.float64)
-        if not len(self.hidden) or not n:
-            return direct, parent
-        pick = parent.logprobs[:, self.hidden] > self.floor            # [n, H]
-        r, h = np.nonzero(pick)
+    def prepare(self, state: State | Prepared) -> Prepared:
+        """The hidden-token continuations of every row whose P(hidden token) > e^floor, run
+        in one batch, so :meth:`lookup` can then score any next token without a step."""
+        if isinstance(state, Prepared):
+            return state
+        empty = np.zeros(0, np.int64)
+        if not len(self.hidden) or not len(state):
+            return Prepared(state, None, empty, empty, np.zeros(0), len(self.hidden))
+        r, h = np.nonzero(state.logprobs[:, self.hidden] > self.floor)
         if not len(r):
-            return direct, parent
-        lp_p, via = self.lm.advance_batch(parent.select(r), self.hidden[h])
-        through = lp_p + via.logprobs[np.arange(len(r)), target[r]]
-        options = np.full((n, len(self.hidden) + 1), -np.inf)
+            return Prepared(state, None, r, h, np.zeros(0), len(self.hidden))
+        lp_p, via = self.lm.advance_batch(rows_of(state, r), self.hidden[h])
+        lp_p = state.logprobs[r, self.hidden[h]].astype(np.float64)
+        return Prepared(state, via, r, h, lp_p, len(self.hidden))
+
+    def lookup(self, prep: Prepared, rows: np.ndarray, first: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Per i: ln P of token ``first[i]`` (-1: the end) after row ``rows[i]``, summed over
+        the hidden paths, and the context it is best read from (an index for
+        :meth:`Prepared.contexts`)."""
+        n = len(prep.state)
+        target = np.where(first < 0, self.lm.eos_id, first)
+        direct = prep.state.logprobs[rows, target].astype(np.float64)
+        if prep.via is None:
+            return direct, rows
+        options = np.full((len(rows), len(self.hidden) + 1), -np.inf)
         options[:, 0] = direct
-        options[r, h + 1] = through
+        slot = prep.slots()
+        for j in range(len(self.hidden)):
+            cont = slot[rows, j]
+            has = cont >= 0
+            if has.any():
+                c = cont[has]
+                options[has, j + 1] = prep.lp[c] + prep.via.logprobs[c, target[has]]
         total = np.logaddexp.reduce(options, axis=1)
         best = np.argmax(options, axis=1)
-        slot = np.full((n, len(self.hidden)), -1, dtype=np.int64)
-        slot[r, h] = np.arange(len(r))
         chosen = np.where(best == 0, rows, n + slot[rows, np.maximum(best - 1, 0)])
-        return total, State.concat([parent, via]).select(chosen)
+        return total, chosen
 
-    def advance(self, state: State, rows: Sequence[int] | np.ndarray,
+    def advance(self, state: State | Prepared, rows: Sequence[int] | np.ndarray,
                 words: Sequence[str]) -> tuple[np.ndarray, State]:
-        """From row ``rows[i]`` of ``state``, feed ``words[i]``: returns (ln P of each word,
-        float64 [n], the n new rows). A word that is no token at all scores 0."""
+        """From row ``rows[i]`` of ``state`` (or of a prepared state, to share the hidden
+        continuations between calls), feed ``words[i]``: returns (ln P of each word, float64
+        [n], the n new rows). A word that is no token at all scores 0 and keeps its context."""
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) != len(words):
             raise InputError(f"advance: {len(rows)} rows but {len(words)} words")
-        if not len(rows):
-            return np.zeros(0), state.select(np.zeros(0, dtype=np.int64))
+        prep = self.prepare(state)
         tokens = [self.ids(w) for w in words]
-        parent = state.select(rows)
-        live = np.array([i for i, t in enumerate(tokens) if t], dtype=np.int64)
-        out = np.zeros(len(rows))
-        if not len(live):
-            return out, parent
-        sub = parent.select(live)
-        first = np.array([tokens[i][0] for i in live], dtype=np.int64)
-        lp, context = self._contexts(sub, first)
-        _, sub = self.lm.advance_batch(context, first)
+        if not all(tokens):  # rare: a word that tokenises to nothing
+            live = np.array([i for i, t in enumerate(tokens) if t], dtype=np.int64)
+            out = np.zeros(len(rows))
+            if not len(live):
+                return out, prep.state.select(rows)
+            lp, sub = self.advance(prep, rows[live], [words[i] for i in live])
+            out[live] = lp
+            return out, _replace(prep.state.select(rows), live, sub)
+        first = np.array([t[0] for t in tokens], dtype=np.int64)
+        lp, chosen = self.lookup(prep, rows, first)
+        _, new = self.lm.advance_batch(prep.contexts(chosen), first)
         k = 1
         while True:
-            more = np.array([j for j, i in enumerate(live) if len(tokens[i]) > k],
-                            dtype=np.int64)
+            more = np.array([i for i, t in enumerate(tokens) if len(t) > k], dtype=np.int64)
             if not len(more):
                 break
-            ids = np.array([tokens[live[j]][k] for j in more], dtype=np.int64)
-            step_lp, stepped = self.lm.advance_batch(sub.select(more), ids)
-            lp[more] += step_lp
-            sub = _replace(sub, more, stepped)
+            ids = np.array([tokens[i][k] for i in more], dtype=np.int64)
+            lp[more] += new.logprobs[more, ids]
+            _, stepped = self.lm.advance_batch(rows_of(new, more), ids)
+            new = _replace(new, more, stepped)
             k += 1
-        out[live] = lp
-        return out, _replace(parent, live, sub)
+        return lp, new
 
-    def end(self, state: State, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    def end(self, state: State | Prepared,
+            rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """ln P(<eos>) of the given rows (all rows by default), hidden paths summed in."""
-        sub = state if rows is None else state.select(np.asarray(rows, dtype=np.int64))
-        lp, _ = self._contexts(sub, np.full(len(sub), -1, dtype=np.int64))
+        prep = self.prepare(state)
+        rows = np.arange(len(prep.state)) if rows is None else np.asarray(rows, dtype=np.int64)
+        lp, _ = self.lookup(prep, rows, np.full(len(rows), -1, dtype=np.int64))
         return lp
 
     def score(self, words: Sequence[str]) -> float:
@@ -135,6 +195,6 @@ def _replace(state: State, rows: np.ndarray, new: State) -> State:
         value = value.copy()
         value[:, rows] = new.arrays[key]
         arrays[key] = value
-    logprobs = state.logprobs.copy()
+    logprobs = np.array(state.logprobs)
     logprobs[rows] = new.logprobs
     return State(arrays, logprobs)
