@@ -81,6 +81,10 @@ class PocketLMGroup(click.Group):
         return sorted({*self.commands, *STAGES})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "rescore":  # the speech package extends it (formats, weights, --tune)
+            from .speech.cli import command
+
+            return command()
         if cmd_name in self.commands or cmd_name not in STAGES:
             return self.commands.get(cmd_name)
         missing = missing_train_modules()

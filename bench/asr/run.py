@@ -68,6 +68,8 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--hidden", default=",.:;?!", help="hidden punctuation for pocketlm "
                    "(characters; empty: none)")
     p.add_argument("--stop-after", choices=["decode", "features"], default=None)
+    p.add_argument("--decoded-only", action="store_true",
+                   help="use only the utterances already decoded in --work (a partial look)")
     return p.parse_args()
 
 
@@ -90,6 +92,8 @@ def main() -> None:
     emit("ngram", order=3, arpa=str(arpa3), seconds=time.perf_counter() - t)
     noise = "clean" if args.noise_snr is None else f"snr{args.noise_snr:g}-seed{args.seed}"
     utts = args.work / f"utts-{noise}"
+    if args.decoded_only:
+        jobs = [j for j in jobs if (utts / "records" / f"{j[0]}.json").exists()]
     records = decode_all(jobs, arpa3, utts, args.noise_snr, args.seed, args.jobs)
     emit("decoded", utterances=len(records))
     if args.stop_after == "decode":

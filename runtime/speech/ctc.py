@@ -8,9 +8,12 @@ pyctcdecode's beam search asks its language model four things; here is how each 
     order                           how many words pyctcdecode's history pruning compares
 
 States are cached by word history. Scoring a word is a lookup in its history's next-token
-distribution; the step that feeds the word runs only when a hypothesis is extended again, and
-then every pending history is stepped in one batch (``advance_batch``). With ``hidden``
-punctuation a history also keeps its likely punctuated continuations (:mod:`.wordstep`).
+distribution; the step that feeds the word runs only when that history is extended again
+(most scored words are pruned before). pyctcdecode asks for one word at a time, so a batch can
+only be made of *pending* histories, stepped together with the one needed (``batch``): on KJV
+verses that stepped 7x more rows (most of them never extended) and was slower than stepping
+each history alone (``batch=1``, the default). With ``hidden`` punctuation a history also keeps
+its likely punctuated continuations, computed in one batch (:mod:`.wordstep`).
 
 >>> from pyctcdecode import BeamSearchDecoderCTC, Alphabet            # doctest: +SKIP
 >>> lm = PocketLMForCTC(LanguageModel("runs/kjv/model"), labels)      # doctest: +SKIP
@@ -25,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..artifact import InputError, PocketLMError
-from ..model import LanguageModel, State
-from .wordstep import DEFAULT_HIDDEN, Prepared, WordStepper
+from ..model import LanguageModel
+from .wordstep import DEFAULT_HIDDEN, Prepared, WordStepper, stack
 
 try:
     from pyctcdecode.language_model import AbstractLanguageModel
@@ -80,7 +83,7 @@ class PocketLMForCTC(AbstractLanguageModel):  # type: ignore[misc,valid-type]
     def __init__(self, lm: LanguageModel, labels: Sequence[str], alpha: float = 0.5,
                  beta: float = 1.0, unk_score_offset: float = -10.0,
                  hidden: Sequence[str] = DEFAULT_HIDDEN, floor: float = -3.0,
-                 order: int = 3, batch: int = 256) -> None:
+                 order: int = 3, batch: int = 1) -> None:
         if AbstractLanguageModel is object:
             raise PocketLMError("PocketLMForCTC needs pyctcdecode: pip install --no-deps "
                                 "'pyctcdecode>=0.5,<0.6' pygtrie")
@@ -126,11 +129,16 @@ class PocketLMForCTC(AbstractLanguageModel):  # type: ignore[misc,valid-type]
         others = [h for h in self._pending if h.prep is None and h is not node]
         pending = [node] + others[:self.batch - 1]
         self._pending = others[self.batch - 1:]
-        parts: list[State] = []
-        for h in pending:
+        groups: dict[int, tuple[Prepared, list[int], list[int]]] = {}
+        for i, h in enumerate(pending):
             assert h.parent is not None and h.parent.prep is not None
-            parts.append(h.parent.prep.contexts().select([h.context]))
-        contexts = State.concat(parts)
+            entry = groups.setdefault(id(h.parent.prep), (h.parent.prep, [], []))
+            entry[1].append(h.context)
+            entry[2].append(i)
+        order = [i for _, _, where in groups.values() for i in where]
+        pending = [pending[i] for i in order]
+        contexts = stack([prep.contexts(np.array(index, dtype=np.int64))
+                          for prep, index, _ in groups.values()])
         _, stepped = self.lm.advance_batch(contexts, np.array([h.token for h in pending]))
         prep = self.stepper.prepare(stepped)
         for i, h in enumerate(pending):

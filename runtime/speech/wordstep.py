@@ -37,6 +37,14 @@ def rows_of(state: State, rows: np.ndarray) -> State:
                                          (len(rows), state.logprobs.shape[1])))
 
 
+def stack(states: Sequence[State]) -> State:
+    """The rows of several states, recurrent arrays only (see :func:`rows_of`)."""
+    arrays = {k: np.concatenate([s.arrays[k] for s in states], axis=1) for k in states[0].arrays}
+    rows = sum(len(s) for s in states)
+    return State(arrays, np.broadcast_to(np.zeros((1, 1), np.float32),
+                                         (rows, states[0].logprobs.shape[1])))
+
+
 class Prepared:
     """A state with its rows' hidden-token continuations (see :meth:`WordStepper.prepare`):
     continuation c is row ``rows[c]`` followed by hidden token number ``kinds[c]``, whose
