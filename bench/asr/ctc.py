@@ -14,8 +14,10 @@ character becomes 2 frames (the character, then a blank), each word boundary a s
 
 Close letters: vowels among themselves, b/p, d/t, g/k/c/q, m/n, s/z/c, f/v, l/r, w/u, j/g,
 h/(blank), x/s, y/i. Three noise levels (``LEVELS``). The LM weights (alpha, beta) of each
-system are tuned on verses of the *valid* split (grid search, WER), then every system decodes
-the same *test* verses; figures: WER (bootstrap CI over verses) and decode seconds per verse.
+system are tuned on verses of the *valid* split (grid search over ``GRID``, WER), then every
+test verse is decoded by each system in turn (alternated, one thread each, a process per noise
+level); figures: WER (bootstrap CI over verses), decode seconds per verse, and pocketlm's time
+over KenLM's per verse (median) and in total.
 """
 
 from __future__ import annotations
@@ -79,20 +81,55 @@ def emissions(text: str, level: str, rng: np.random.Generator) -> np.ndarray:
     return np.log(out).astype(np.float32)
 
 
-def _decoders(args: argparse.Namespace, arpa5: Path, vocab: list[str]) -> dict:
+def _decoders(model: Path, arpa5: Path, vocab: list[str]) -> dict:
     from pyctcdecode import Alphabet, BeamSearchDecoderCTC, build_ctcdecoder
 
     from pocketlm.runtime import LanguageModel
     from pocketlm.runtime.speech.ctc import PocketLMForCTC
 
-    lm = LanguageModel(args.model, threads=1)
-    return {
-        "no_lm": lambda a, b: build_ctcdecoder(LABELS),
-        "kenlm_5gram": lambda a, b: build_ctcdecoder(LABELS, kenlm_model_path=str(arpa5),
-                                                     unigrams=vocab, alpha=a, beta=b),
-        "pocketlm": lambda a, b: BeamSearchDecoderCTC(
-            Alphabet.build_alphabet(LABELS), PocketLMForCTC(lm, LABELS, alpha=a, beta=b)),
-    }
+    lm = LanguageModel(model, threads=1)
+    kenlm_decoder = build_ctcdecoder(LABELS, kenlm_model_path=str(arpa5), unigrams=vocab)
+    pocket = PocketLMForCTC(lm, LABELS)
+    pocket_decoder = BeamSearchDecoderCTC(Alphabet.build_alphabet(LABELS), pocket)
+
+    def kenlm(a: float, b: float):
+        kenlm_decoder.reset_params(alpha=a, beta=b)
+        return kenlm_decoder
+
+    def pocketlm(a: float, b: float):
+        pocket.reset_params(alpha=a, beta=b)
+        return pocket_decoder
+
+    plain = build_ctcdecoder(LABELS)
+    return {"no_lm": lambda a, b: plain, "kenlm_5gram": kenlm, "pocketlm": pocketlm}
+
+
+GRID = [(a, b) for a in (0.4, 0.8) for b in (0.5, 1.5, 3.0)]
+
+
+def level_task(job: tuple) -> dict:
+    """Tune alpha, beta per system on the tuning verses, then decode every test verse with
+    each system in turn (no LM, KenLM, pocketlm: alternated, so the times compare)."""
+    level, seed, model, arpa5, vocab, tune_v, test_v, beam = job
+    import os
+    os.environ["OMP_NUM_THREADS"] = "1"
+    makers = _decoders(model, arpa5, vocab)
+    lrng = np.random.default_rng([seed, list(LEVELS).index(level)])
+    tune_items = [(t, emissions(t, level, lrng)) for t in tune_v]
+    test_items = [(t, emissions(t, level, lrng)) for t in test_v]
+    best = {"no_lm": (0.0, 0.0)}
+    for name in ("kenlm_5gram", "pocketlm"):
+        best[name] = min(GRID, key=lambda ab: sum(_run(makers[name](*ab), tune_items,
+                                                       beam)[0]))
+    errs: dict[str, list[int]] = {n: [] for n in makers}
+    secs: dict[str, list[float]] = {n: [] for n in makers}
+    for text, logits in test_items:
+        for name in makers:
+            e, t = _run(makers[name](*best[name]), [(text, logits)], beam)
+            errs[name] += e
+            secs[name].append(t)
+    return {"level": level, "best": best, "errors": errs, "seconds": secs,
+            "words": [len(t.split()) for t, _ in test_items]}
 
 
 def _run(decoder, items: list[tuple[str, np.ndarray]], beam: int) -> tuple[list[int], float]:
@@ -107,13 +144,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--verses", type=int, default=200)
-    p.add_argument("--tune-verses", type=int, default=40)
+    p.add_argument("--verses", type=int, default=60)
+    p.add_argument("--tune-verses", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--beam", type=int, default=32)
-    p.add_argument("--levels", default="low,mid,high")
+    p.add_argument("--beam", type=int, default=16)
+    p.add_argument("--levels", default="mid,low,high")
+    p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", type=Path, default=Path("runs/asr"))
     args = p.parse_args()
+    from multiprocessing import get_context
+
     emit("machine", **machine())
     emit("config", **{k: str(v) for k, v in vars(args).items()})
     args.work.mkdir(parents=True, exist_ok=True)
@@ -121,31 +161,32 @@ def main() -> None:
     arpa5 = build_arpa(spoken(splits["train"]), 5, args.work / "train5")
     vocab = sorted({w for line in spoken(splits["train"]) for w in line.split()})
     rng = np.random.default_rng(args.seed)
-    test = spoken(splits["test"])
-    valid = spoken(splits["valid"])
+    test, valid = spoken(splits["test"]), spoken(splits["valid"])
     test_v = [test[i] for i in sorted(rng.choice(len(test), args.verses, replace=False))]
     tune_v = [valid[i] for i in sorted(rng.choice(len(valid), args.tune_verses,
                                                    replace=False))]
-    makers = _decoders(args, arpa5, vocab)
-    grid = {"no_lm": [(0.0, 0.0)],
-            "kenlm_5gram": [(a, b) for a in (0.3, 0.5, 0.8, 1.2) for b in (0.0, 1.0, 2.0, 3.0)],
-            "pocketlm": [(a, b) for a in (0.3, 0.5, 0.8, 1.2) for b in (0.0, 1.0, 2.0, 3.0)]}
-    for level in args.levels.split(","):
-        lrng = np.random.default_rng([args.seed, list(LEVELS).index(level)])
-        tune_items = [(t, emissions(t, level, lrng)) for t in tune_v]
-        test_items = [(t, emissions(t, level, lrng)) for t in test_v]
-        words = np.array([len(t.split()) for t, _ in test_items], dtype=float)
+    jobs = [(level, args.seed, args.model, arpa5, vocab, tune_v, test_v, args.beam)
+            for level in args.levels.split(",")]
+    with get_context("fork").Pool(args.jobs) as pool:
+        results = pool.map(level_task, jobs, chunksize=1)
+    for res in results:
+        words = np.array(res["words"], dtype=float)
         per = {}
-        for name, make in makers.items():
-            best = min(grid[name], key=lambda ab: sum(_run(make(*ab), tune_items, args.beam)[0]))
-            errs, seconds = _run(make(*best), test_items, args.beam)
+        for name, errs in res["errors"].items():
             e = np.array(errs, dtype=float)
             per[name] = e
             wer, lo, hi = wer_ci(e, words, seed=args.seed)
-            emit("ctc", level=level, system=name, alpha=best[0], beta=best[1], wer=wer,
-                 ci95=[lo, hi], seconds_per_verse=seconds / len(test_items),
-                 verses=len(test_items), words=int(words.sum()))
-        emit("ctc_paired", level=level, base="kenlm_5gram", system="pocketlm",
+            secs = res["seconds"][name]
+            emit("ctc", level=res["level"], system=name, alpha=res["best"][name][0],
+                 beta=res["best"][name][1], wer=wer, ci95=[lo, hi],
+                 seconds_per_verse=float(np.mean(secs)),
+                 median_seconds_per_verse=float(np.median(secs)), verses=len(e),
+                 words=int(words.sum()))
+        ratio = np.array(res["seconds"]["pocketlm"]) / np.array(res["seconds"]["kenlm_5gram"])
+        emit("ctc_paired", level=res["level"], base="kenlm_5gram", system="pocketlm",
+             time_ratio_median=float(np.median(ratio)),
+             time_ratio_total=float(sum(res["seconds"]["pocketlm"])
+                                    / sum(res["seconds"]["kenlm_5gram"])),
              **paired(per["kenlm_5gram"], per["pocketlm"], words, seed=args.seed))
 
 

@@ -209,7 +209,8 @@ SPEECH_OPTIONS = [
 
 def _callback(**kw: Any) -> None:
     speech = {p.name: kw.pop(p.name) for p in SPEECH_OPTIONS}
-    used = any(speech[p.name] != p.default for p in SPEECH_OPTIONS) or kw["fmt"] == "kaldi"
+    used = any(speech[p.name] not in (None, (), p.default) for p in SPEECH_OPTIONS) \
+        or kw["fmt"] == "kaldi"
     if not used:
         click.get_current_context().invoke(core.rescore.callback, **kw)  # type: ignore[misc]
         return

@@ -78,18 +78,21 @@ class PocketLMForCTC(AbstractLanguageModel):  # type: ignore[misc,valid-type]
     """pocketlm for ``pyctcdecode.BeamSearchDecoderCTC`` (see the module docstring).
 
     ``alpha`` weighs ln P, ``beta`` is added per word, ``unk_score_offset`` is added for a word
-    outside the vocabulary and for a partial word no vocabulary word starts with."""
+    outside the vocabulary and for a partial word no vocabulary word starts with; ``hidden``
+    (default: the tokens of ``DEFAULT_HIDDEN`` the vocabulary has) as in :class:`WordStepper`."""
 
     def __init__(self, lm: LanguageModel, labels: Sequence[str], alpha: float = 0.5,
                  beta: float = 1.0, unk_score_offset: float = -10.0,
-                 hidden: Sequence[str] = DEFAULT_HIDDEN, floor: float = -3.0,
+                 hidden: Sequence[str] | None = None, floor: float = -3.0,
                  order: int = 3, batch: int = 1) -> None:
         if AbstractLanguageModel is object:
             raise PocketLMError("PocketLMForCTC needs pyctcdecode: pip install --no-deps "
                                 "'pyctcdecode>=0.5,<0.6' pygtrie")
         self.lm = lm
-        self.stepper = WordStepper(lm, hidden, floor)
         words = spellable(lm, labels)
+        if hidden is None:  # the default punctuation the vocabulary has
+            hidden = [t for t in DEFAULT_HIDDEN if t in lm]
+        self.stepper = WordStepper(lm, hidden, floor)
         self._prefixes = {w[:i] for w in words for i in range(1, len(w) + 1)}
         self.alpha, self.beta, self.unk_score_offset = float(alpha), float(beta), \
             float(unk_score_offset)
