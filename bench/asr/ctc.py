@@ -168,26 +168,30 @@ def main() -> None:
     jobs = [(level, args.seed, args.model, arpa5, vocab, tune_v, test_v, args.beam)
             for level in args.levels.split(",")]
     with get_context("fork").Pool(args.jobs) as pool:
-        results = pool.map(level_task, jobs, chunksize=1)
-    for res in results:
-        words = np.array(res["words"], dtype=float)
-        per = {}
-        for name, errs in res["errors"].items():
-            e = np.array(errs, dtype=float)
-            per[name] = e
-            wer, lo, hi = wer_ci(e, words, seed=args.seed)
-            secs = res["seconds"][name]
-            emit("ctc", level=res["level"], system=name, alpha=res["best"][name][0],
-                 beta=res["best"][name][1], wer=wer, ci95=[lo, hi],
-                 seconds_per_verse=float(np.mean(secs)),
-                 median_seconds_per_verse=float(np.median(secs)), verses=len(e),
-                 words=int(words.sum()))
-        ratio = np.array(res["seconds"]["pocketlm"]) / np.array(res["seconds"]["kenlm_5gram"])
-        emit("ctc_paired", level=res["level"], base="kenlm_5gram", system="pocketlm",
-             time_ratio_median=float(np.median(ratio)),
-             time_ratio_total=float(sum(res["seconds"]["pocketlm"])
-                                    / sum(res["seconds"]["kenlm_5gram"])),
-             **paired(per["kenlm_5gram"], per["pocketlm"], words, seed=args.seed))
+        for res in pool.imap(level_task, jobs, chunksize=1):
+            _report(res, args.seed)
+
+
+def _report(res: dict, seed: int) -> None:
+    """Print one level's figures."""
+    words = np.array(res["words"], dtype=float)
+    per = {}
+    for name, errs in res["errors"].items():
+        e = np.array(errs, dtype=float)
+        per[name] = e
+        wer, lo, hi = wer_ci(e, words, seed=seed)
+        secs = res["seconds"][name]
+        emit("ctc", level=res["level"], system=name, alpha=res["best"][name][0],
+             beta=res["best"][name][1], wer=wer, ci95=[lo, hi],
+             seconds_per_verse=float(np.mean(secs)),
+             median_seconds_per_verse=float(np.median(secs)), verses=len(e),
+             words=int(words.sum()))
+    ratio = np.array(res["seconds"]["pocketlm"]) / np.array(res["seconds"]["kenlm_5gram"])
+    emit("ctc_paired", level=res["level"], base="kenlm_5gram", system="pocketlm",
+         time_ratio_median=float(np.median(ratio)),
+         time_ratio_total=float(sum(res["seconds"]["pocketlm"])
+                                / sum(res["seconds"]["kenlm_5gram"])),
+         **paired(per["kenlm_5gram"], per["pocketlm"], words, seed=seed))
 
 
 if __name__ == "__main__":

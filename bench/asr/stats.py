@@ -15,14 +15,18 @@ import numpy as np
 
 
 def errors(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Word-level edit distance."""
-    prev = list(range(len(hyp) + 1))
+    """Word-level edit distance, one numpy row per reference word: substitutions and
+    deletions from the previous row, then insertions along the row as a running minimum
+    (cur[j] = min over k <= j of c[k] + j - k)."""
+    h = np.asarray(hyp, dtype=object)
+    cols = np.arange(len(hyp) + 1)
+    prev = cols.copy()
     for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
+        c = np.empty_like(prev)
+        c[0] = i
+        c[1:] = np.minimum(prev[1:] + 1, prev[:-1] + (h != r))
+        prev = np.minimum.accumulate(c - cols) + cols
+    return int(prev[-1])
 
 
 def by_verse(verses: Sequence[str], errs: Sequence[int], words: Sequence[int]

@@ -57,14 +57,14 @@ class _Stacked:
         self.errors = np.concatenate([p.errors for p in problems]).astype(np.float64)
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
         self.segment = np.repeat(np.arange(len(problems)), sizes)
+        self.index = np.arange(len(self.segment))
 
     def chosen(self, weights: np.ndarray) -> np.ndarray:
         """Row of the chosen candidate of each utterance (first of ties)."""
         scores = self.features @ weights
         best = np.maximum.reduceat(scores, self.starts)
-        rows = np.flatnonzero(scores >= best[self.segment])
-        _, first = np.unique(self.segment[rows], return_index=True)
-        return rows[first]
+        index = np.where(scores >= best[self.segment], self.index, len(scores))
+        return np.minimum.reduceat(index, self.starts)
 
     def total_errors(self, weights: np.ndarray) -> int:
         return int(self.errors[self.chosen(weights)].sum())
@@ -92,7 +92,7 @@ def _scales(problems: Sequence[Candidates], fixed: int) -> np.ndarray:
 
 def tune(problems: Sequence[Candidates], names: Sequence[str], fixed: str = "acoustic",
          start: Mapping[str, float] | None = None, sweeps: int = 3,
-         points: int = 40) -> dict[str, float]:
+         points: int = 24) -> dict[str, float]:
     """Weights (one per name; ``fixed`` stays 1) with the fewest errors on ``problems``."""
     names = list(names)
     if not problems:
