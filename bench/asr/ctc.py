@@ -104,7 +104,7 @@ def _decoders(model: Path, arpa5: Path, vocab: list[str]) -> dict:
     return {"no_lm": lambda a, b: plain, "kenlm_5gram": kenlm, "pocketlm": pocketlm}
 
 
-GRID = [(a, b) for a in (0.4, 0.8) for b in (0.5, 1.5, 3.0)]
+GRID = [(a, b) for a in (0.4, 0.8, 1.2) for b in (1.5, 3.0, 5.0, 8.0)]
 
 
 def level_task(job: tuple) -> dict:
