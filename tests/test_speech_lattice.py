@@ -57,7 +57,8 @@ def test_write_and_read_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize("edit, needle", [
     (("J=1\tS=3\tE=1\ta=-20.0", "J=1\tS=3\tE=9\ta=-20.0"), "u.slf:12: field E=9 is not a node"),
     (("J=1\tS=3\tE=1\ta=-20.0", "J=1\tE=1\ta=-20.0"), "u.slf:12: missing field S="),
-    (("J=1\tS=3\tE=1\ta=-20.0", "J=1\tS=3\tE=1\ta=loud"), "u.slf:12: field a='loud' is not a number"),
+    (("J=1\tS=3\tE=1\ta=-20.0", "J=1\tS=3\tE=1\ta=loud"),
+     "u.slf:12: field a='loud' is not a number"),
     (("N=5\tL=5", "N=5\tL=6"), "the header says L=6 links but there are 5"),
     (("J=3\tS=1\tE=0", "J=3\tS=1\tE=3"), "the links form a cycle"),
     (("I=3\tt=0.20\tW=the\tv=1", "I=3 t=0.20 W the"), "u.slf:9: expected KEY=value fields"),

@@ -24,7 +24,6 @@ Prints JSON lines; writes per-utterance records to ``--out`` (bench/results/ by 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -40,7 +39,6 @@ from common import emit, machine  # noqa: E402
 from decode import decode_all  # noqa: E402
 from ngram import (REFERENCE_5GRAM_PPL, build_arpa, sentence_ppl, split_lines,  # noqa: E402
                    spoken, token_lines)
-from stats import by_verse, errors, paired, wer_ci  # noqa: E402
 from synth import VOICES, check_voices, reference_words  # noqa: E402
 
 #: system name -> features its weights combine (``ps``, pocketsphinx's path score, fixed at 1)

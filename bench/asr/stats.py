@@ -50,7 +50,8 @@ def wer_ci(e: np.ndarray, w: np.ndarray, boots: int = 2000, seed: int = 0
     """WER (%) and its 95% bootstrap interval over verses."""
     idx = _samples(len(e), boots, seed)
     rates = 100 * e[idx].sum(1) / w[idx].sum(1)
-    return 100 * e.sum() / w.sum(), float(np.percentile(rates, 2.5)), float(np.percentile(rates, 97.5))
+    return (100 * e.sum() / w.sum(), float(np.percentile(rates, 2.5)),
+            float(np.percentile(rates, 97.5)))
 
 
 def paired(e_base: np.ndarray, e_new: np.ndarray, w: np.ndarray, boots: int = 2000,

@@ -48,9 +48,9 @@ def _weights(text: str | None, path: Path | None) -> dict[str, float]:
     for part in (text or "").split(","):
         if not part.strip():
             continue
-        name, sep, value = part.partition("=")
+        name, sep, raw = part.partition("=")
         try:
-            weights[name.strip()] = float(value) if sep else math.nan
+            weights[name.strip()] = float(raw) if sep else math.nan
         except ValueError:
             weights[name.strip()] = math.nan
     for name, value in weights.items():
@@ -212,7 +212,7 @@ def _callback(**kw: Any) -> None:
     used = any(speech[p.name] not in (None, (), p.default) for p in SPEECH_OPTIONS) \
         or kw["fmt"] == "kaldi"
     if not used:
-        click.get_current_context().invoke(core.rescore.callback, **kw)  # type: ignore[misc]
+        click.get_current_context().invoke(core.rescore, **kw)
         return
     weights = _weights(speech["weights_text"], speech["weights_file"])
     run_speech(kw["model_dir"], kw["nbest"], kw["fmt"], speech["costs"], weights,
@@ -223,13 +223,14 @@ def _callback(**kw: Any) -> None:
 
 def command() -> click.Command:
     """The runtime's ``rescore`` with the speech options added."""
-    params = []
+    params: list[click.Parameter] = []
     for p in core.rescore.params:
         if p.name == "fmt":
             p = click.Option(["--format", "fmt"], type=click.Choice(["auto", "jsonl", "text",
                                                                       "kaldi"]),
-                             default="auto", show_default=True, help=p.help)  # type: ignore
+                             default="auto", show_default=True,
+                             help=getattr(p, "help", None))
         params.append(p)
-    return click.Command("rescore", callback=_callback, params=params + SPEECH_OPTIONS,
+    return click.Command("rescore", callback=_callback, params=[*params, *SPEECH_OPTIONS],
                          help=(core.rescore.help or "") + "\n\n" + __doc__.split("\n\n")[1],
                          short_help=core.rescore.get_short_help_str())

@@ -55,7 +55,8 @@ def spellable(lm: LanguageModel, labels: Sequence[str]) -> list[str]:
     """The vocabulary words the alphabet ``labels`` can spell; raises :class:`InputError` when
     it cannot spell most of them (naming the characters it lacks)."""
     chars = {c for label in labels for c in label if label}
-    words, missing = [], {}
+    words: list[str] = []
+    missing: dict[str, int] = {}
     for token in lm.tokenizer.get_vocab():
         if not any(c.isalpha() for c in token) or token.startswith("<"):
             continue
@@ -74,7 +75,7 @@ def spellable(lm: LanguageModel, labels: Sequence[str]) -> list[str]:
     return words
 
 
-class PocketLMForCTC(AbstractLanguageModel):  # type: ignore[misc,valid-type]
+class PocketLMForCTC(AbstractLanguageModel):
     """pocketlm for ``pyctcdecode.BeamSearchDecoderCTC`` (see the module docstring).
 
     ``alpha`` weighs ln P, ``beta`` is added per word, ``unk_score_offset`` is added for a word
@@ -112,7 +113,7 @@ class PocketLMForCTC(AbstractLanguageModel):  # type: ignore[misc,valid-type]
             if params.get(key) is not None:
                 setattr(self, key, float(params[key]))
 
-    def get_start_state(self) -> _History:
+    def get_start_state(self) -> Any:  # pyctcdecode calls it a list of kenlm states
         root = _History((), 0.0)
         root.prep = self.stepper.prepare(self.lm.begin(1))
         self._cache = {(): root}

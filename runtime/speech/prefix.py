@@ -79,7 +79,7 @@ class PrefixScorer:
             level = self.stepper.prepare(State.concat(states))
             row_of = new_rows
             self._finish(nodes, level, row_of, path, ends, total)
-        return total.tolist()
+        return [float(x) for x in total]
 
     def _finish(self, nodes: list[int], level: Prepared, row_of: dict[int, int],
                 path: dict[int, float], ends: list[list[int]], total: np.ndarray) -> None:
