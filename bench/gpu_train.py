@@ -35,7 +35,7 @@ import torch
 
 from pocketlm.pipeline.train import PRESETS, TrainConfig, environment, preset, train
 
-BASELINE = TrainConfig(cell="lstm", layers=2, embedding_size=650, hidden_size=650, dropout=0.5,
+BASELINE = TrainConfig.of(cell="lstm", layers=2, embedding_size=650, hidden_size=650, dropout=0.5,
                        input_dropout=0.5, tied=False, batch_size=20, bptt=35, epochs=6,
                        optimizer="sgd", lr=20.0, lr_decay=0.25, clip=0.25, weight_decay=0.0,
                        precision="fp32", log_every=0)
@@ -116,7 +116,7 @@ def main() -> None:
         jobs: list[tuple[str, TrainConfig]] = []
         if not args.skip_baseline:
             jobs.append(("baseline pytorch/examples 2x650",
-                         TrainConfig(**{**BASELINE.__dict__, "device": args.device, **smoke})))
+                         TrainConfig.of(**{**BASELINE.to_dict(), "device": args.device, **smoke})))
         for label, name, overrides in RUNS:
             jobs.append((label, preset(name, device=args.device, log_every=0, **overrides,
                                        **smoke)))

@@ -30,8 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -39,8 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from common import (add_folder_arguments, emit, machine, median, model_folders,  # noqa: E402
-                    percentile)
+from common import add_folder_arguments, emit, machine, median, model_folders, percentile  # noqa: E402
 
 
 def alternate(variants: dict[str, Callable[[], Any]], repeats: int,
@@ -107,39 +107,40 @@ def bench_session_options(model: Path, sentences: list[str], repeats: int,
     import onnxruntime as ort
 
     from pocketlm.runtime import LanguageModel
-    from pocketlm.runtime import model as runtime_model
+    from pocketlm.runtime import graphs as runtime_graphs
+    from pocketlm.runtime import scoring as runtime_scoring
 
     levels = {"disable_all": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
               "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    original = runtime_model.session_options
+    original = runtime_graphs.session_options
     lms = {}
     for name, level in levels.items():
         def options(threads: int | None = None, level: Any = level) -> Any:
             o = original(threads)
             o.graph_optimization_level = level
             return o
-        runtime_model.session_options = options  # type: ignore[assignment]
+        runtime_graphs.session_options = options  # type: ignore[assignment]
         try:
             lms[name] = LanguageModel(model, threads=1)
         finally:
-            runtime_model.session_options = original
+            runtime_graphs.session_options = original
     times = alternate({k: (lambda lm=lm: lm.score_batch(sentences, batch_size))
                        for k, lm in lms.items()}, repeats)
     for name, ts in times.items():
         emit("session_options", graph_optimization=name, threads=1, median_s=round(median(ts), 4),
              runs_s=[round(x, 4) for x in ts])
     lm = lms["all"]
-    budget = runtime_model.BATCH_FLOATS
+    budget = runtime_scoring.BATCH_FLOATS
 
     def fixed(b: int) -> Callable[[], Any]:
         def go() -> Any:  # exactly b sentences per run: the float budget lifted
-            runtime_model.BATCH_FLOATS = 1 << 62
+            runtime_scoring.BATCH_FLOATS = 1 << 62
             try:
                 return lm.score_batch(sentences, b)
             finally:
-                runtime_model.BATCH_FLOATS = budget
+                runtime_scoring.BATCH_FLOATS = budget
         return go
 
     variants = {f"batch_{b}": fixed(b) for b in (8, 16, 64)}
@@ -154,11 +155,11 @@ def bench_session_options(model: Path, sentences: list[str], repeats: int,
 def bench_iobinding(model: Path, repeats: int, steps: int = 500) -> None:
     """One step at batch 1: ``session.run`` (fresh outputs) vs ``run_with_iobinding`` into
     preallocated output arrays."""
-    from pocketlm.runtime import LanguageModel
+    from pocketlm.runtime import LanguageModel, graphs
 
     lm = LanguageModel(model, threads=1)
-    session = lm._sessions["step"]
-    feeds = {"token": np.array([5], dtype=np.int64), **lm.initial_state(1)}
+    session = lm._sessions[graphs.STEP]
+    feeds = {graphs.TOKEN: np.array([5], dtype=np.int64), **lm.initial_state(1)}
     binding = session.io_binding()
     for name, value in feeds.items():
         binding.bind_cpu_input(name, value)

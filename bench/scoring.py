@@ -23,8 +23,9 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -153,7 +154,8 @@ def main() -> None:
     figures: dict[str, Any] = {}
     for name, ts in times.items():
         sec = median(ts)
-        figures[name] = {"median_s": round(sec, 4), "sentences_per_s": round(len(sentences) / sec, 1),
+        figures[name] = {"median_s": round(sec, 4),
+                         "sentences_per_s": round(len(sentences) / sec, 1),
                          "tokens_per_s": round(n_tokens / sec, 1),
                          "runs_s": [round(x, 4) for x in ts]}
         emit("throughput", variant=name, **figures[name])

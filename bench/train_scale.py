@@ -68,7 +68,7 @@ def run_child(args: list[str]) -> tuple[float, float, int]:
     """Run ``pocketlm <args>`` in a child; return (wall seconds, its peak RSS in MB, exit
     code), the RSS from ``wait4`` (that child's own, not the largest child's)."""
     t0 = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "pocketlm.pipeline.cli", "-q", *args])
+    child = subprocess.Popen([sys.executable, "-m", "pocketlm.stages.cli", "-q", *args])
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - t0
     child.returncode = os.waitstatus_to_exitcode(status)

@@ -53,8 +53,8 @@ def main() -> None:
     config = preset(args.preset, epochs=args.epochs, max_steps=args.max_steps,
                     device=str(device), precision=args.precision, log_every=0)
     emit("machine", **machine(str(device)))
-    emit("config", preset=args.preset, cell=config.cell, layers=config.layers,
-         embedding_size=config.embedding_size, hidden_size=config.hidden_size,
+    emit("config", preset=args.preset, cell=config.model.cell, layers=config.model.layers,
+         embedding_size=config.model.embedding_size, hidden_size=config.model.hidden_size,
          batch_size=config.batch_size, bptt=config.bptt, epochs=config.epochs,
          max_steps=config.max_steps, optimizer=config.optimizer, lr=config.lr,
          device=str(device), precision=args.precision, torch_threads=torch.get_num_threads())

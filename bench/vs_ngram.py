@@ -97,7 +97,7 @@ def main() -> None:
     folder = args.run
     if folder is None:
         folder = args.out
-        command = [sys.executable, "-m", "pocketlm.pipeline.cli", "run", "--out", str(folder),
+        command = [sys.executable, "-m", "pocketlm.stages.cli", "run", "--out", str(folder),
                    "--overwrite"]
         t0 = time.perf_counter()
         subprocess.run(command, check=True, stdout=sys.stderr)  # keep stdout JSON lines only

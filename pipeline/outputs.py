@@ -10,6 +10,9 @@ Every output layer is an ``nn.Module`` built as ``model.decoder`` with three met
 * ``log_probs(h) -> [N, V]``           the full normalised log-distribution (the step graph);
 * ``export_ready() -> nn.Module``     the layer as the graphs hold it (export calls it).
 
+Each entry of :data:`OUTPUTS` declares the model settings it reads and its capabilities by name;
+adding an output layer is one entry (from any file: ``OUTPUTS["name"] = OutputLayer(...)``).
+
 ``full``: one ``[V, D]`` linear layer and a softmax over the whole vocabulary.
 
 ``adaptive`` (Grave et al., 2017): the vocabulary, numbered by falling frequency, is cut at
@@ -38,8 +41,9 @@ into one constant matrix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +57,7 @@ class FullSoftmax(nn.Linear):
     the weight is the embedding matrix itself (parameter names stay ``decoder.weight``,
     ``decoder.bias``)."""
 
-    def __init__(self, in_size: int, vocab_size: int, tied: nn.Embedding | None,
-                 cutoffs: tuple[int, ...] = (), div_value: float = 4.0,
-                 tied_tails: bool = True) -> None:
+    def __init__(self, in_size: int, vocab_size: int, tied: nn.Embedding | None) -> None:
         super().__init__(in_size, vocab_size)
         if tied is not None:
             self.weight = tied.weight
@@ -77,8 +79,7 @@ class FullSoftmax(nn.Linear):
         return F.cross_entropy(self.logits(h).float(), targets, reduction="none")  # (N,)
 
     def export_ready(self) -> nn.Module:
-        """The layer as the graphs hold it (this one already is; ``tied_tails`` does not apply
-        to a full softmax)."""
+        """The layer as the graphs hold it (this one already is)."""
         return self
 
 
@@ -199,53 +200,85 @@ class AdaptiveSoftmax(nn.Module):
         return self
 
 
+#: Capabilities an output layer may declare (``OutputLayer.capabilities``):
+#: it needs word ids numbered by falling training frequency (training checks the data);
+FREQUENCY_ORDER = "frequency_order"
+#: some of its parameters get no gradient in a step (DistributedDataParallel must look for them).
+UNUSED_PARAMETERS = "unused_parameters"
+
+
 @dataclass(frozen=True)
 class OutputLayer:
-    """How to build one kind of output layer and what settings it reads."""
+    """One kind of output layer: how to build it, which model settings it reads, what it needs.
+
+    ``module(in_size, vocab_size, tied, **settings)`` builds it, ``settings`` naming the
+    :class:`~pocketlm.pipeline.model.ModelConfig` fields it takes (e.g. ``cutoffs``);
+    ``capabilities`` holds :data:`FREQUENCY_ORDER`, :data:`UNUSED_PARAMETERS`; ``check`` refuses
+    settings it cannot use (the vocabulary size is 0 while not yet known); ``describe`` adds
+    what the export manifest records beyond name and description."""
 
     name: str
     module: Callable[..., nn.Module]
-    uses_cutoffs: bool
     description: str
+    settings: tuple[str, ...] = ()
+    capabilities: frozenset[str] = frozenset()
+    check_settings: Callable[[Any], None] | None = None
+    describe_settings: Callable[[Any], dict[str, Any]] | None = None
+
+    def has(self, capability: str) -> bool:
+        return capability in self.capabilities
 
     def build(self, in_size: int, vocab_size: int, tied: nn.Embedding | None,
-              cutoffs: tuple[int, ...], div_value: float, tied_tails: bool = True
-              ) -> nn.Module:
-        return self.module(in_size, vocab_size, tied, cutoffs, div_value, tied_tails)
+              config: Any) -> nn.Module:
+        """The layer for a model of ``config`` (a ``ModelConfig``)."""
+        return self.module(in_size, vocab_size, tied,
+                           **{name: getattr(config, name) for name in self.settings})
 
-    def check(self, vocab_size: int, cutoffs: tuple[int, ...], div_value: float) -> None:
-        """Refuse settings this layer cannot use, naming the option."""
-        if not self.uses_cutoffs:
-            return
-        text = ",".join(str(c) for c in cutoffs)
-        if not cutoffs:
-            raise PocketLMError(f"--output {self.name} needs --cutoffs (e.g. 1000,4000)")
-        if any(b <= a for a, b in zip(cutoffs, cutoffs[1:])) or cutoffs[0] < 1:
-            raise PocketLMError(f"--cutoffs {text}: cutoffs must be positive and strictly "
-                                f"increasing")
-        if cutoffs[-1] >= vocab_size:
-            raise PocketLMError(f"--cutoffs {text}: the last cutoff must be below the "
-                                f"vocabulary size {vocab_size}; use smaller cutoffs")
-        if div_value < 1:
-            raise PocketLMError(f"--div-value {div_value}: must be >= 1")
+    def check(self, config: Any) -> None:
+        """Refuse settings of ``config`` this layer cannot use, naming the option."""
+        if self.check_settings is not None:
+            self.check_settings(config)
 
-    def describe(self, vocab_size: int, cutoffs: tuple[int, ...], div_value: float
-                 ) -> dict[str, object]:
+    def describe(self, config: Any) -> dict[str, Any]:
         """What the export manifest records about the output layer."""
-        if not self.uses_cutoffs:
-            return {"name": self.name, "description": self.description}
-        bounds = (0, *cutoffs, vocab_size)
-        return {"name": self.name, "description": self.description,
-                "cutoffs": list(cutoffs), "div_value": div_value,
-                "clusters": [{"ids": [a, b - 1]} for a, b in zip(bounds, bounds[1:])]}
+        extra = self.describe_settings(config) if self.describe_settings is not None else {}
+        return {"name": self.name, "description": self.description, **extra}
+
+
+def _check_cutoffs(config: Any) -> None:
+    cutoffs, vocab_size = config.cutoffs, config.vocab_size
+    text = ",".join(str(c) for c in cutoffs)
+    if not cutoffs:
+        raise PocketLMError(f"--output {config.output} needs --cutoffs (e.g. 1000,4000)")
+    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:])) or cutoffs[0] < 1:
+        raise PocketLMError(f"--cutoffs {text}: cutoffs must be positive and strictly "
+                            f"increasing")
+    if vocab_size and cutoffs[-1] >= vocab_size:
+        raise PocketLMError(f"--cutoffs {text}: the last cutoff must be below the "
+                            f"vocabulary size {vocab_size}; use smaller cutoffs")
+
+
+def _describe_clusters(config: Any) -> dict[str, Any]:
+    bounds = (0, *config.cutoffs, config.vocab_size)
+    return {"cutoffs": list(config.cutoffs), "div_value": config.div_value,
+            "clusters": [{"ids": [a, b - 1]} for a, b in zip(bounds, bounds[1:])]}
 
 
 OUTPUTS: dict[str, OutputLayer] = {
-    "full": OutputLayer("full", FullSoftmax, False, "softmax over the whole vocabulary"),
-    "adaptive": OutputLayer("adaptive", AdaptiveSoftmax, True,
-                            "adaptive softmax: a head of the most frequent words plus one entry "
-                            "per tail cluster, each tail behind a smaller projection"),
+    "full": OutputLayer("full", FullSoftmax, "softmax over the whole vocabulary"),
+    "adaptive": OutputLayer(
+        "adaptive", AdaptiveSoftmax,
+        "adaptive softmax: a head of the most frequent words plus one entry per tail cluster, "
+        "each tail behind a smaller projection",
+        settings=("cutoffs", "div_value", "tied_tails"),
+        capabilities=frozenset({FREQUENCY_ORDER, UNUSED_PARAMETERS}),
+        check_settings=_check_cutoffs, describe_settings=_describe_clusters),
 }
+
+
+def output_names() -> list[str]:
+    """The registered output layers' names (a registration made later shows up too)."""
+    return list(OUTPUTS)
 
 
 def get_output(name: str) -> OutputLayer:
@@ -257,16 +290,18 @@ def get_output(name: str) -> OutputLayer:
                             f"{', '.join(OUTPUTS)}") from None
 
 
-def check_frequency_order(counts: "torch.Tensor | object", first_word: int = 2) -> None:
+def check_frequency_order(counts: torch.Tensor | object, first_word: int = 2,
+                          output: str = "adaptive") -> None:
     """Refuse a vocabulary whose word ids (from ``first_word`` on) are not numbered by falling
-    frequency in the training split (``counts[i]`` = occurrences of id i)."""
+    frequency in the training split (``counts[i]`` = occurrences of id i), as the output layer
+    ``output`` (one with the :data:`FREQUENCY_ORDER` capability) needs."""
     import numpy as np
 
     c = np.asarray(counts)[first_word:]
     bad = np.nonzero(c[1:] > c[:-1])[0]
     if len(bad):
         i = int(bad[0]) + first_word
-        raise PocketLMError(f"--output adaptive needs a vocabulary numbered by falling frequency, "
+        raise PocketLMError(f"--output {output} needs a vocabulary numbered by falling frequency, "
                             f"but id {i + 1} occurs {int(c[i + 1 - first_word])} times in the "
                             f"train split and id {i} only {int(c[i - first_word])}; re-run "
                             f"pocketlm ingest or use --output full")

@@ -8,8 +8,10 @@
 
 from .artifact import (EOS_ID, EOS_TOKEN, FORMAT_VERSION, UNK_ID, UNK_TOKEN, ArtifactError,
                        InputError, PocketLMError, read_manifest)
-from .model import (Generation, GenerationStream, LanguageModel, Rescored, SentenceScore, State,
-                    WordScore, detokenize)
+from .generation import GenerationStream
+from .model import LanguageModel
+from .results import Generation, Rescored, SentenceScore, WordScore, detokenize
+from .state import State
 
 __all__ = [
     "ArtifactError", "EOS_ID", "EOS_TOKEN", "FORMAT_VERSION", "Generation", "GenerationStream",

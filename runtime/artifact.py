@@ -160,7 +160,8 @@ def read_manifest(folder: str | os.PathLike[str], kind: str, verify: bool = True
         if not file.is_file():
             raise ArtifactError(f"{file}: missing file listed in {path}; re-create the folder "
                                 f"with `{stage}`")
-        if file.stat().st_size != entry["bytes"] or (verify and sha256_file(file) != entry["sha256"]):
+        if file.stat().st_size != entry["bytes"] or (
+                verify and sha256_file(file) != entry["sha256"]):
             raise ArtifactError(f"{file}: corrupted (size or SHA-256 differs from {MANIFEST}); "
                                 f"re-create the folder with `{stage}`")
     return manifest

@@ -1,129 +1,28 @@
 """The ``pocketlm`` command line: one click group that every install has.
 
 The runtime commands (score, rank, rescore, generate, perplexity, info) live here and import
-nothing but the runtime (onnxruntime, numpy, tokenizers, click). The stage commands (ingest,
-train, export, evaluate, run) live in ``pocketlm.pipeline.cli`` and are loaded only when named;
-without the ``[train]`` extra they say in one line what to install. User mistakes surface as
-one-line click errors; the runtime raises :class:`PocketLMError` with the fix in it.
+nothing but the runtime (onnxruntime, numpy, tokenizers, click). Further commands (the stage
+commands ingest, train, export, evaluate, run) are registered by name under the entry-point group
+``pocketlm.commands`` and loaded only when named (:mod:`pocketlm.runtime.group`); without the
+``[train]`` extra they say in one line what to install. User mistakes surface as one-line click
+errors; the runtime raises :class:`PocketLMError` with the fix in it.
 
-Commands that read stdin stream it: lines are read, scored and printed in batches, so memory
-stays constant however long the input, with a progress line on stderr when it is a terminal::
-
-    stdin ──▶ batch of N lines ──▶ score graph ──▶ stdout ──▶ next batch ...
+Commands that read stdin stream it (:mod:`pocketlm.runtime.inputs`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import logging
 import math
-import os
-import stat
-import sys
-import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from .artifact import PocketLMError, read_manifest
-
-#: The stage commands, loaded lazily from pocketlm.pipeline.cli.stages: name -> one-line help.
-STAGES = {
-    "ingest": "Read a corpus, build the vocabulary and write token ids per split.",
-    "train": "Train a recurrent LM on an ingest folder.",
-    "export": "Export a checkpoint to ONNX graphs checked against torch.",
-    "evaluate": "Stream perplexity of a data split (state carried across lines).",
-    "run": "All stages into OUT/data, OUT/checkpoint, OUT/model.",
-}
-#: Import names of the ``[train]`` extra the stage commands need.
-TRAIN_MODULES = ("torch", "datasets", "onnx", "safetensors")
-INSTALL_TRAIN = "pip install 'pocketlm[train]'"
-
-
-def missing_train_modules() -> list[str]:
-    """The training-stack packages that cannot be imported here (none in a full install)."""
-    missing = []
-    for name in TRAIN_MODULES:
-        try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):  # a broken install, or an import hook refusing it
-            found = False
-        if not found:
-            missing.append(name)
-    return missing
-
-
-def _needs_train(command: str, missing: Iterable[str]) -> str:
-    return (f"`pocketlm {command}` needs the training extra ({', '.join(missing)} not "
-            f"installed); install it with: {INSTALL_TRAIN}")
-
-
-def _unavailable(name: str, missing: list[str]) -> click.Command:
-    """A stand-in for a stage command whose packages are missing: one line, exit 1."""
-
-    def callback(**_: Any) -> None:
-        raise click.ClickException(_needs_train(name, missing))
-
-    return click.Command(name, callback=callback, help=f"{STAGES[name]} (needs {INSTALL_TRAIN})",
-                         short_help=f"{STAGES[name]} (needs the [train] extra)",
-                         context_settings={"ignore_unknown_options": True,
-                                           "allow_extra_args": True})
-
-
-class PocketLMGroup(click.Group):
-    """Runtime commands registered here, stage commands loaded on demand; pocketlm's input
-    errors (and a missing training package) become one-line click errors."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *STAGES})
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name == "rescore":  # the speech package extends it (formats, weights, --tune)
-            from .speech.cli import command
-
-            return command()
-        if cmd_name in self.commands or cmd_name not in STAGES:
-            return self.commands.get(cmd_name)
-        missing = missing_train_modules()
-        if missing:
-            return _unavailable(cmd_name, missing)
-        from pocketlm.pipeline.cli import stages
-
-        return stages.commands[cmd_name]
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list of ``--help``, without loading (or probing for) the stages."""
-        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
-        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
-                 else STAGES[name]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except PocketLMError as exc:
-            raise click.ClickException(str(exc)) from exc
-        except ModuleNotFoundError as exc:
-            top = (exc.name or "").split(".")[0]
-            if top not in TRAIN_MODULES:
-                raise
-            command = ctx.invoked_subcommand or "this command"
-            raise click.ClickException(_needs_train(command, [top])) from exc
-
-
-def setup_logging(verbosity: int) -> None:
-    """Log pocketlm's messages to stderr: warnings only (-1), info (0) or debug (1)."""
-    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("pocketlm")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
+from . import inputs
+from .artifact import read_manifest
+from .group import (PocketLMGroup, json_option, load_model, model_option, precision_option,
+                    setup_logging, threads_option)
 
 
 @click.group(cls=PocketLMGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -141,18 +40,6 @@ def cli(verbosity: int | None) -> None:
     setup_logging(verbosity or 0)
 
 
-model_option = click.option("--model", "model_dir", required=True,
-                            type=click.Path(path_type=Path),
-                            help="Model folder written by `pocketlm export`.")
-precision_option = click.option("--precision", type=click.Choice(["fp32", "int8"]),
-                                default="fp32", show_default=True, help="Which graphs to run.")
-threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
-                              help="onnxruntime intra-op threads (default: onnxruntime's "
-                                   "choice).")
-json_option = click.option("--json", "as_json", is_flag=True,
-                           help="Print JSON (one object per line) for scripts.")
-overwrite_option = click.option("--overwrite", is_flag=True,
-                                help="Replace the output folder if it exists.")
 _bos_option = click.option("--bos/--no-bos", default=True, show_default=True,
                            help="Start from the start-of-sentence context (else the first word "
                                 "is context only).")
@@ -171,79 +58,6 @@ def _scoring_options(f: Any) -> Any:
     return f
 
 
-def load_model(model_dir: Path, precision: str = "fp32", threads: int | None = None) -> Any:
-    """Open a model folder with the runtime."""
-    from .model import LanguageModel
-
-    return LanguageModel(model_dir, precision=precision, threads=threads)
-
-
-class _Progress:
-    """Lines done (and the share of a redirected file read) on stderr, only on a terminal."""
-
-    def __init__(self, stream: IO[str], label: str) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.label, self.lines, self.bytes, self.total, self._shown = label, 0, 0, 0, 0.0
-        if self.enabled:
-            try:
-                info = os.fstat(stream.fileno())
-                self.total = info.st_size if stat.S_ISREG(info.st_mode) else 0
-            except (OSError, ValueError, AttributeError):  # no file descriptor (a test runner)
-                self.total = 0
-
-    def update(self, line: str) -> None:
-        self.lines += 1
-        if not self.enabled:
-            return
-        self.bytes += len(line.encode("utf-8", "surrogatepass"))
-        now = time.monotonic()
-        if now - self._shown >= 0.2:
-            self._shown = now
-            share = f" {min(self.bytes / self.total, 1):6.1%}" if self.total else ""
-            click.echo(f"\r{self.label}: {self.lines:,} lines{share}", err=True, nl=False)
-
-    def close(self) -> None:
-        if self.enabled and self._shown:
-            click.echo(f"\r{self.label}: {self.lines:,} lines done   ", err=True)
-
-
-def _stdin_lines(label: str) -> Iterator[str]:
-    stream = sys.stdin
-    if stream is None or stream.isatty():
-        raise click.UsageError("give sentences as arguments or one per line on stdin")
-    progress = _Progress(stream, label)
-    try:
-        for line in stream:
-            progress.update(line)
-            yield line.rstrip("\r\n")
-    finally:
-        progress.close()
-
-
-def _sentences(args: tuple[str, ...], label: str) -> Iterator[str]:
-    """The arguments, or stdin's lines read lazily (an empty stdin is a usage error)."""
-    if args:
-        yield from args
-        return
-    empty = True
-    for line in _stdin_lines(label):
-        empty = False
-        yield line
-    if empty:
-        raise click.UsageError("no sentences: stdin was empty")
-
-
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 @cli.command()
 @model_option
 @click.argument("sentences", nargs=-1)
@@ -255,7 +69,7 @@ def score(model_dir: Path, sentences: tuple[str, ...], bos: bool, eos: bool, bat
     The empty sentence is scored too: ln P(<eos> | <eos>).
     """
     lm = load_model(model_dir, precision, threads)
-    for batch in _batches(_sentences(sentences, "score"), batch_size):
+    for batch in inputs.batches(inputs.sentences(sentences, "score"), batch_size):
         for s in lm.analyze(batch, bos=bos, eos=eos):
             if as_json:
                 click.echo(json.dumps({"sentence": s.sentence, "logprob": s.logprob,
@@ -280,7 +94,7 @@ def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, threads: 
          as_json: bool) -> None:
     """Order CANDIDATES (or stdin lines) best first by log-probability."""
     lm = load_model(model_dir, precision, threads)
-    ranked = lm.rank(list(_sentences(candidates, "rank")))
+    ranked = lm.rank(list(inputs.sentences(candidates, "rank")))
     if as_json:
         click.echo(json.dumps([{"rank": i + 1, "sentence": s.sentence, "logprob": s.logprob,
                                 "oov": s.oov} for i, s in enumerate(ranked)]))
@@ -301,7 +115,7 @@ def perplexity(model_dir: Path, sentences: tuple[str, ...], batch_size: int, pre
     """Perplexity over SENTENCES (or stdin lines, streamed); blank lines are skipped."""
     lm = load_model(model_dir, precision, threads)
     total, tokens, lines = 0.0, 0, 0
-    for batch in _batches((s for s in _sentences(sentences, "perplexity") if s.strip()),
+    for batch in inputs.batches((s for s in inputs.sentences(sentences, "perplexity") if s.strip()),
                           batch_size):
         for s in lm.analyze(batch):
             total, tokens, lines = total + s.logprob, tokens + s.tokens, lines + 1
@@ -316,71 +130,6 @@ def perplexity(model_dir: Path, sentences: tuple[str, ...], batch_size: int, pre
 
 
 # -- rescore ------------------------------------------------------------------------------------
-
-def _read_nbest(stream: IO[str], fmt: str, label: str) -> Iterator[tuple[Any, list[str],
-                                                                         list[float]]]:
-    """(id, hypotheses, base scores) per n-best list of a JSON-lines or text stream."""
-    progress = _Progress(stream, label)
-    number = 0
-    try:
-        hyps: list[str] = []
-        base: list[float] = []
-        for number, raw in enumerate(stream, 1):
-            progress.update(raw)
-            line = raw.rstrip("\r\n")
-            if fmt == "auto" and line.strip():
-                fmt = "jsonl" if line.lstrip().startswith("{") else "text"
-            if fmt == "jsonl":
-                if line.strip():
-                    yield _json_nbest(line, number, progress.lines)
-                continue
-            if not line.strip():
-                if hyps:
-                    yield None, hyps, base
-                    hyps, base = [], []
-                continue
-            value, sep, sentence = line.partition("\t")
-            try:
-                number_value = float(value)
-            except ValueError:
-                number_value = float("nan")
-            if not sep or not math.isfinite(number_value):
-                raise click.ClickException(f"line {number}: expected `score<TAB>sentence` "
-                                           f"with a finite score, got {line[:60]!r}")
-            hyps.append(sentence)
-            base.append(number_value)
-        if hyps:
-            yield None, hyps, base
-    finally:
-        progress.close()
-
-
-def _json_nbest(line: str, number: int, count: int) -> tuple[Any, list[str], list[float]]:
-    def bad(why: str) -> click.ClickException:
-        return click.ClickException(f"line {number}: {why}; expected {{\"id\": ..., "
-                                    f"\"hypotheses\": [{{\"text\": ..., \"score\": ...}}, ...]}}")
-
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise bad(f"not JSON ({exc.msg})") from exc
-    if not isinstance(row, dict) or not isinstance(row.get("hypotheses"), list):
-        raise bad("no \"hypotheses\" list")
-    hyps, base = [], []
-    for h in row["hypotheses"]:
-        if isinstance(h, str):
-            text, value = h, 0.0
-        elif isinstance(h, dict) and isinstance(h.get("text"), str):
-            text, value = h["text"], h.get("score", 0.0)
-        else:
-            raise bad("a hypothesis is neither a string nor {\"text\": ..., \"score\": ...}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value):
-            raise bad(f"score {value!r} is not a finite number")
-        hyps.append(text)
-        base.append(float(value))
-    return row.get("id", count), hyps, base
-
 
 @cli.command()
 @model_option
@@ -436,7 +185,7 @@ def rescore(model_dir: Path, nbest: IO[str], fmt: str, weight: float, word_penal
                 click.echo("")
         pending.clear()
 
-    for item in _read_nbest(nbest, fmt, "rescore"):
+    for item in inputs.read_nbest(nbest, fmt, "rescore"):
         pending.append(item)
         size += len(item[1])
         if size >= batch_size:
@@ -469,11 +218,11 @@ def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, t
              top_p: float, seed: int | None, num: int, stop: tuple[str, ...], precision: str,
              threads: int | None, as_json: bool) -> None:
     """Generate text word by word until <eos> (one sample is printed as it is produced)."""
-    from .model import detokenize
+    from .results import detokenize
 
     lm = load_model(model_dir, precision, threads)
-    settings = dict(max_words=max_words, temperature=temperature, top_k=top_k, top_p=top_p,
-                    seed=seed, stop=stop)
+    settings: dict[str, Any] = dict(max_words=max_words, temperature=temperature, top_k=top_k,
+                                    top_p=top_p, seed=seed, stop=stop)
     head = prompt.strip()
     if num == 1 and not as_json:
         words: list[str] = []

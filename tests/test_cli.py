@@ -1,5 +1,5 @@
-"""runtime/cli.py and pipeline/cli.py: every command through click's CliRunner on the toy corpus, one-line errors
-for bad input, and the runtime commands running without torch."""
+"""runtime/cli.py and stages/: every command through click's CliRunner on the toy corpus,
+one-line errors for bad input, and the runtime commands running without torch."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from pocketlm.runtime.cli import cli
 from pocketlm.runtime import LanguageModel
+from pocketlm.runtime.cli import cli
 
-from .conftest import BLOCK_TRAINING_STACK, flip_byte
+from .conftest import BLOCK_TRAINING_STACK, INT8_NATS_PER_TOKEN, flip_byte
 
 COMMANDS = ("ingest", "train", "export", "evaluate", "score", "rank", "rescore", "generate",
             "perplexity", "info", "run")
@@ -175,7 +175,12 @@ def test_score_stdin_and_json(toy_model: Path) -> None:
     assert rows[2]["tokens"] == 1
     args = ok("score", "--model", str(toy_model), "--json", "--precision", "int8",
               "--threads", "1", sentences[0])
-    assert json.loads(args.stdout)["logprob"] == pytest.approx(rows[0]["logprob"], rel=0.05)
+    # The int8 graph's integer sums are exact on every CPU (tests/test_quantize.py), so its
+    # distance from fp32 is a property of the model, not of the CPU: at most
+    # INT8_NATS_PER_TOKEN a token (a saturating kernel put this sentence 0.47 nats off).
+    int8 = json.loads(args.stdout)
+    assert int8["tokens"] == rows[0]["tokens"]
+    assert abs(int8["logprob"] - rows[0]["logprob"]) <= INT8_NATS_PER_TOKEN["toy"] * int8["tokens"]
 
 
 def test_rank(toy_model: Path) -> None:

@@ -45,7 +45,7 @@ def exported(request: pytest.FixtureRequest, toy_data: Path,
     export."""
     cell, tied, output = request.param
     root = tmp_path_factory.mktemp(f"{cell}-{tied}-{output}")
-    config = TrainConfig(cell=cell, layers=2, embedding_size=EMBEDDING, hidden_size=HIDDEN,
+    config = TrainConfig.of(cell=cell, layers=2, embedding_size=EMBEDDING, hidden_size=HIDDEN,
                          dropout=0.1, tied=tied, batch_size=8, bptt=10, epochs=1, max_steps=2,
                          device="cpu", log_every=0, **OUTPUTS[output])
     train(config, toy_data, root / "checkpoint")
@@ -161,7 +161,7 @@ def test_model_manifest(exported: tuple[str, bool, Path, Path]) -> None:
     for graph in ("score", "step"):
         files = m["graphs"][graph]["files"]
         assert files == {"fp32": f"{graph}.onnx", "int8": f"{graph}.int8.onnx"}
-        for precision, name in files.items():
+        for name in files.values():
             entry = m["files"][name]
             assert entry == {"bytes": (model_dir / name).stat().st_size,
                              "sha256": sha256_file(model_dir / name)}

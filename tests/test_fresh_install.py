@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 #: What a source install of pocketlm needs (the rest of the repository is not copied).
-SOURCES = ("pyproject.toml", "README.md", "runtime", "pipeline", "export")
+SOURCES = ("pyproject.toml", "README.md", "runtime", "pipeline", "export", "stages")
 NETWORK_ERRORS = ("No matching distribution", "Could not find a version", "NewConnectionError",
                   "Temporary failure in name resolution", "Network is unreachable",
                   "ConnectTimeout", "ProxyError")

@@ -15,11 +15,11 @@ from click.testing import CliRunner, Result
 from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer
 
-from pocketlm.pipeline.cli import cli, stages
 from pocketlm.pipeline.corpus import SPLITS, line_split
-from pocketlm.pipeline.ingest import (IngestConfig, fingerprint, ingest, load_split,
-                                      option_name, report)
+from pocketlm.pipeline.ingest import (IngestConfig, fingerprint, ingest, load_split, option_name,
+                                      report)
 from pocketlm.runtime.artifact import EOS_ID, UNK_ID, PocketLMError, read_manifest
+from pocketlm.stages.cli import cli, stages
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda"]
 

@@ -22,14 +22,15 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
+from pocketlm.pipeline import distributed, saving
 from pocketlm.pipeline import train as train_module
 from pocketlm.pipeline.batches import TokenRows
 from pocketlm.pipeline.checkpoint import load_checkpoint, load_training_state
-from pocketlm.pipeline.cli import cli
 from pocketlm.pipeline.evaluate import stream_nll_torch
 from pocketlm.pipeline.ingest import IngestConfig, ingest, load_split
 from pocketlm.pipeline.train import TrainConfig, TrainingStopped, train
 from pocketlm.runtime.artifact import read_manifest
+from pocketlm.stages.cli import cli
 
 from .conftest import TOY_TRAIN
 
@@ -54,7 +55,7 @@ if kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(*args)
     T.window_loss = window_loss
-T.train(T.TrainConfig(**config), data, out, resume=resume, progress=False)
+T.train(T.TrainConfig.of(**config), data, out, resume=resume, progress=False)
 """
 
 
@@ -124,7 +125,7 @@ def test_sigkill_then_resume_gives_the_same_weights(config: dict[str, Any], toy_
 def test_resume_after_a_budget_continues_the_run(toy_data: Path, tmp_path: Path) -> None:
     """Stopped by --max-steps 10 and resumed with --max-steps 30, a run ends with the weights of
     a run that went to 30 at once (the extra evaluation at step 10 changes nothing)."""
-    config = TrainConfig(**{**RUN, "max_steps": 30})
+    config = TrainConfig.of(**{**RUN, "max_steps": 30})
     train(config, toy_data, tmp_path / "once", progress=False)
     train(dataclasses.replace(config, max_steps=10), toy_data, tmp_path / "twice",
           progress=False)
@@ -150,7 +151,7 @@ def assert_one_line_error(result: Any, *words: str) -> None:
 @pytest.fixture(scope="module")
 def stopped_run(toy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("stopped") / "ckpt"
-    train(TrainConfig(**{**RUN, "max_steps": 6}), toy_data, out, progress=False)
+    train(TrainConfig.of(**{**RUN, "max_steps": 6}), toy_data, out, progress=False)
     return out
 
 
@@ -217,7 +218,7 @@ def test_nan_stops_with_a_loadable_checkpoint(step: int, toy_data: Path, tmp_pat
     nan_at(step, monkeypatch)
     out = tmp_path / "ckpt"
     with pytest.raises(TrainingStopped, match=f"became nan at step {step} .*--resume"):
-        train(TrainConfig(**RUN), toy_data, out, progress=False)
+        train(TrainConfig.of(**RUN), toy_data, out, progress=False)
     model, manifest = load_checkpoint(out)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert manifest["status"]["state"] == "stopped"
@@ -231,8 +232,8 @@ def test_nan_through_the_cli_is_one_line(toy_data: Path, tmp_path: Path,
     nan_at(3, monkeypatch)
     result = CliRunner().invoke(cli, ["-q", "train", "--data", str(toy_data), "--out",
                                       str(tmp_path / "c"), "--preset", "tiny", "--hidden-size",
-                                      "16", "--embedding-size", "16", "--batch-size", "8", "--device",
-                                      "cpu", "--output", "full"])
+                                      "16", "--embedding-size", "16", "--batch-size", "8",
+                                      "--device", "cpu", "--output", "full"])
     assert_one_line_error(result, "loss became nan at step 3", "last good checkpoint")
 
 
@@ -241,7 +242,7 @@ def test_nan_through_the_cli_is_one_line(toy_data: Path, tmp_path: Path,
 
 def test_max_minutes_stops(toy_data: Path, tmp_path: Path) -> None:
     """A budget of 0.6 ms stops after the first step (the clock is read before each update)."""
-    manifest = train(TrainConfig(**{**RUN, "max_minutes": 1e-5}), toy_data, tmp_path / "c",
+    manifest = train(TrainConfig.of(**{**RUN, "max_minutes": 1e-5}), toy_data, tmp_path / "c",
                      progress=False)
     assert manifest["status"]["reason"] == "max_minutes"
     assert manifest["metrics"]["steps"] == 1
@@ -249,7 +250,7 @@ def test_max_minutes_stops(toy_data: Path, tmp_path: Path) -> None:
 
 def test_target_ppl_stops(toy_data: Path, tmp_path: Path) -> None:
     """A target every validation meets stops at the first validation (step 5)."""
-    manifest = train(TrainConfig(**{**RUN, "target_ppl": 1e9}), toy_data, tmp_path / "c",
+    manifest = train(TrainConfig.of(**{**RUN, "target_ppl": 1e9}), toy_data, tmp_path / "c",
                      progress=False)
     assert manifest["status"]["reason"] == "target_ppl"
     assert manifest["metrics"]["steps"] == 5
@@ -266,7 +267,7 @@ def test_patience_stops_on_a_plateau(toy_data: Path, tmp_path: Path,
         return float(calls[0]), 1
 
     monkeypatch.setattr(train_module, "stream_nll_torch", rising)
-    manifest = train(TrainConfig(**{**RUN, "eval_every": 2, "patience": 2}), toy_data,
+    manifest = train(TrainConfig.of(**{**RUN, "eval_every": 2, "patience": 2}), toy_data,
                      tmp_path / "c", progress=False)
     assert manifest["status"]["reason"] == "plateau"
     assert manifest["metrics"]["steps"] == 6
@@ -278,32 +279,32 @@ def test_save_minutes_and_save_every(toy_data: Path, tmp_path: Path,
     """A checkpoint is written every --save-every steps, at the epoch end and at the stop; with
     a --save-minutes interval shorter than a step, after every step."""
     steps: list[int] = []
-    original = train_module.save_training_state
+    original = saving.save_training_state
 
     def recording(path: Path, groups: Any, meta: Any) -> None:
         steps.append(meta["run"]["step"])
         original(path, groups, meta)
 
-    monkeypatch.setattr(train_module, "save_training_state", recording)
+    monkeypatch.setattr(saving, "save_training_state", recording)
     per_epoch = TokenRows(load_split(toy_data, "train"), 16).count_windows(12)
-    train(TrainConfig(**{**RUN, "eval_every": 0, "max_steps": per_epoch + 5}), toy_data,
+    train(TrainConfig.of(**{**RUN, "eval_every": 0, "max_steps": per_epoch + 5}), toy_data,
           tmp_path / "a", progress=False)
     expected = sorted({*range(4, per_epoch, 4), per_epoch,
                        *range(per_epoch + 4 - per_epoch % 4, per_epoch + 5, 4),
                        per_epoch + 5})
     assert steps[:-1] == expected          # the last one again: the final, finished write
     steps.clear()
-    train(TrainConfig(**{**RUN, "save_every": 0, "eval_every": 0, "save_minutes": 1e-9,
+    train(TrainConfig.of(**{**RUN, "save_every": 0, "eval_every": 0, "save_minutes": 1e-9,
                          "max_steps": 5}), toy_data, tmp_path / "b", progress=False)
     assert steps == [1, 2, 3, 4, 5, 5]
 
 
 def test_progress_bar(toy_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """progress=True draws a bar with the step count and loss on stderr; False draws none."""
-    train(TrainConfig(**{**RUN, "max_steps": 4}), toy_data, tmp_path / "a", progress=True)
+    train(TrainConfig.of(**{**RUN, "max_steps": 4}), toy_data, tmp_path / "a", progress=True)
     err = capsys.readouterr().err
     assert "4/4" in err and "loss=" in err
-    train(TrainConfig(**{**RUN, "max_steps": 4}), toy_data, tmp_path / "b", progress=False)
+    train(TrainConfig.of(**{**RUN, "max_steps": 4}), toy_data, tmp_path / "b", progress=False)
     assert "loss=" not in capsys.readouterr().err
 
 
@@ -353,7 +354,7 @@ def test_torchrun_two_processes_match_one(toy_data: Path, tmp_path: Path) -> Non
     runs = {}
     for name, extra in (("one", []), ("two", ["--nproc", "2"])):
         out = tmp_path / name
-        done = subprocess.run([sys.executable, "-m", "pocketlm.pipeline.cli", "train", "--data",
+        done = subprocess.run([sys.executable, "-m", "pocketlm.stages.cli", "train", "--data",
                                str(toy_data), "--out", str(out), *options, *extra],
                               capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
@@ -377,6 +378,6 @@ def test_backend_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     """NCCL when every local process has its own GPU; gloo on the CPU and when processes share
     a GPU (NCCL refuses two ranks on one device)."""
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert train_module.dist_backend(torch.device("cuda"), 2) == "nccl"
-    assert train_module.dist_backend(torch.device("cuda"), 3) == "gloo"
-    assert train_module.dist_backend(torch.device("cpu"), 1) == "gloo"
+    assert distributed.dist_backend(torch.device("cuda"), 2) == "nccl"
+    assert distributed.dist_backend(torch.device("cuda"), 3) == "gloo"
+    assert distributed.dist_backend(torch.device("cpu"), 1) == "gloo"

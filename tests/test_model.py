@@ -147,10 +147,17 @@ def test_unknown_cell_lists_the_names() -> None:
             assert name in message
 
 
-@pytest.mark.parametrize("kwargs", [{"vocab_size": 0}, {"layers": 0}, {"hidden_size": 0},
+@pytest.mark.parametrize("kwargs", [{"vocab_size": -1}, {"layers": 0}, {"hidden_size": 0},
                                     {"embedding_size": 0}, {"dropout": 1.0},
                                     {"dropout": -0.1}])
 def test_model_config_validation(kwargs: dict[str, float]) -> None:
     """Sizes below 1 and dropout outside [0, 1) are refused."""
     with pytest.raises(PocketLMError):
         ModelConfig(**{"vocab_size": 10, **kwargs})  # type: ignore[arg-type]
+
+
+def test_model_needs_a_vocabulary_size() -> None:
+    """A config without a vocabulary size (0: not known yet, as a training config holds it)
+    builds no model."""
+    with pytest.raises(PocketLMError, match="vocabulary size"):
+        RNNLM(ModelConfig())

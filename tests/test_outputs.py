@@ -12,13 +12,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from pocketlm.pipeline.cli import cli
+from pocketlm.pipeline.batches import LineWindows, TokenRows
 from pocketlm.pipeline.model import RNNLM, ModelConfig, locked_dropout
 from pocketlm.pipeline.outputs import OUTPUTS, check_frequency_order, get_output
-from pocketlm.pipeline.batches import LineWindows, TokenRows
 from pocketlm.pipeline.recipe import WeightAverage, lr_at
 from pocketlm.pipeline.train import TrainConfig, train, window_length
 from pocketlm.runtime.artifact import PocketLMError
+from pocketlm.stages.cli import cli
 
 V = 50
 SETTINGS = {"full": {}, "adaptive": {"output": "adaptive", "cutoffs": (10, 25)}}
@@ -108,7 +108,7 @@ def test_export_ready_folds_tied_tails() -> None:
 def test_loss_falls_on_small_corpus(output: str, toy_data: Path, tmp_path: Path) -> None:
     """Training a few dozen steps on the toy corpus lowers the loss, for each output layer."""
     cutoffs = {"cutoffs": (6, 14)} if output == "adaptive" else {}
-    config = TrainConfig(cell="lstm", layers=1, embedding_size=24, hidden_size=24, dropout=0.0,
+    config = TrainConfig.of(cell="lstm", layers=1, embedding_size=24, hidden_size=24, dropout=0.0,
                          batch_size=8, bptt=12, epochs=3, lr=1e-2, device="cpu", log_every=0,
                          output=output, **cutoffs)  # type: ignore[arg-type]
     manifest = train(config, toy_data, tmp_path / "checkpoint")
@@ -163,7 +163,7 @@ def test_bad_dropout(kwargs: dict[str, float], option: str) -> None:
     ({"schedule": "step"}, "--schedule"), ({"output": "sampled"}, "full, adaptive")])
 def test_bad_recipe(kwargs: dict[str, object], option: str) -> None:
     with pytest.raises(PocketLMError, match=option):
-        TrainConfig(**kwargs)  # type: ignore[arg-type]
+        TrainConfig.of(**kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -224,7 +224,7 @@ def test_lr_schedule() -> None:
 def test_windows() -> None:
     """Stream windows of varied lengths cover every column once and carry the state; line windows
     start at an <eos> from the zero state, targets shifted by one, the same for the same index."""
-    config = TrainConfig(bptt=7, vary_bptt=True, seed=3)
+    config = TrainConfig.of(bptt=7, vary_bptt=True, seed=3)
     lengths = [window_length(step, config) for step in range(200)]
     assert min(lengths) >= 5 and len(set(lengths)) > 3
     assert lengths == [window_length(step, config) for step in range(200)]   # resumable

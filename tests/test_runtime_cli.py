@@ -215,7 +215,8 @@ def test_stage_commands_without_training_stack() -> None:
 def test_runtime_cli_module_imports_no_pipeline() -> None:
     """Importing the console script's module loads nothing of the training package."""
     code = ("import sys, json; import pocketlm.runtime.cli; print(json.dumps(sorted(m for m in "
-            "sys.modules if m.startswith(('pocketlm.pipeline', 'pocketlm.export', 'torch')))))")
+            "sys.modules if m.startswith(('pocketlm.pipeline', 'pocketlm.export', "
+            "'pocketlm.stages', 'torch')))))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, cwd=REPO, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
@@ -242,14 +243,14 @@ class _Terminal:
 def test_progress_line_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a terminal, reading a redirected file shows lines done and the share read; elsewhere
     nothing is written."""
-    from pocketlm.runtime import cli as runtime_cli
+    from pocketlm.runtime import inputs as runtime_inputs
 
     path = tmp_path / "lines.txt"
     path.write_text("a\nb\nc\n", encoding="utf-8")
     terminal = _Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     with open(path, encoding="utf-8") as fh:
-        progress = runtime_cli._Progress(fh, "score")
+        progress = runtime_inputs.Progress(fh, "score")
         assert progress.total == path.stat().st_size
         for line in fh:
             progress.update(line)
@@ -259,20 +260,26 @@ def test_progress_line_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(terminal, "isatty", lambda: False)
     terminal.parts.clear()
     with open(path, encoding="utf-8") as fh:
-        quiet = runtime_cli._Progress(fh, "score")
+        quiet = runtime_inputs.Progress(fh, "score")
         for line in fh:
             quiet.update(line)
         quiet.close()
     assert terminal.parts == [] and quiet.lines == 3
 
 
-def test_pipeline_cli_is_the_whole_command_line() -> None:
-    """`pocketlm.pipeline.cli.cli` is the console script's group (stage commands kept in
-    `stages`), so callers of the old location get every command and one-line errors."""
-    from pocketlm.pipeline import cli as pipeline_cli
+def test_stages_cli_is_the_whole_command_line() -> None:
+    """`pocketlm.stages.cli.cli` is the console script's group (stage commands kept in
+    `stages`, each registered under the `pocketlm.commands` entry points), so its callers get
+    every command and one-line errors."""
+    from pocketlm.runtime.group import registered_commands
+    from pocketlm.stages import cli as stages_cli
 
-    assert pipeline_cli.cli is cli
-    assert sorted(pipeline_cli.stages.commands) == ["evaluate", "export", "ingest", "run",
-                                                    "train"]
-    result = CliRunner().invoke(pipeline_cli.cli, ["score", "--model", "/nonexistent/m", "a"])
+    assert stages_cli.cli is cli
+    assert sorted(stages_cli.stages.commands) == ["evaluate", "export", "ingest", "run",
+                                                  "train"]
+    entries = registered_commands()
+    assert sorted(entries) == sorted(stages_cli.stages.commands)
+    assert all(entries[name].load() is command
+               for name, command in stages_cli.stages.commands.items())
+    result = CliRunner().invoke(stages_cli.cli, ["score", "--model", "/nonexistent/m", "a"])
     one_line_error(result, "no such folder")

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pocketlm.runtime import (EOS_ID, UNK_ID, Generation, InputError, LanguageModel,
-                              PocketLMError, Rescored, State)
-from pocketlm.runtime import model as runtime_model
+from pocketlm.runtime import (EOS_ID, UNK_ID, Generation, InputError, LanguageModel, PocketLMError,
+                              Rescored, State)
+from pocketlm.runtime import generation as runtime_generation
+from pocketlm.runtime import scoring as runtime_scoring
 
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -111,7 +112,7 @@ def test_long_sentence_through_step_graph(lm: LanguageModel,
     values; batches are cut to the budget."""
     sentences = ["the cat sees the ball .", "a bird " * 40, "", "the zebra"]
     expected = lm.score_batch(sentences)
-    monkeypatch.setattr(runtime_model, "SCORE_BUDGET", lm.vocab_size * 12)
+    monkeypatch.setattr(runtime_scoring, "SCORE_BUDGET", lm.vocab_size * 12)
     np.testing.assert_allclose(lm.score_batch(sentences), expected, rtol=0, atol=1e-4)
     np.testing.assert_allclose(lm.score_batch(sentences, batch_size=1), expected, rtol=0,
                                atol=1e-4)
@@ -425,9 +426,9 @@ def test_inverse_cdf_picks_only_possible_tokens(probs: list[list[float]],
     matrix = np.zeros((len(probs), width))
     for r, row in enumerate(probs):
         matrix[r, :len(row)] = row
-    picked = runtime_model._inverse_cdf(matrix, np.asarray(draws[:len(probs)]))
+    picked = runtime_generation._inverse_cdf(matrix, np.asarray(draws[:len(probs)]))
     assert all(matrix[r, i] > 0 for r, i in enumerate(picked))
-    ones = runtime_model._inverse_cdf(matrix, np.ones(len(probs)))
+    ones = runtime_generation._inverse_cdf(matrix, np.ones(len(probs)))
     assert all(matrix[r, i] > 0 for r, i in enumerate(ones))
 
 
@@ -439,6 +440,6 @@ def test_sampling_follows_the_distribution(lm: LanguageModel) -> None:
     probs /= probs.sum()
     rng = np.random.default_rng(0)
     rows = state.select(np.zeros(4000, dtype=np.int64))
-    picked = lm._pick(rows.logprobs, rng, 1.0, 0, 1.0, False)
+    picked = runtime_generation.pick_tokens(rows.logprobs, rng, 1.0, 0, 1.0, lm.unk_id)
     freq = np.bincount(picked, minlength=lm.vocab_size) / len(picked)
     assert np.abs(freq - probs).max() < 0.03

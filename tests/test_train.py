@@ -6,7 +6,6 @@ to a few steps of a 1x16 LSTM and take about a second each."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
@@ -20,13 +19,14 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from pocketlm.pipeline.checkpoint import load_checkpoint
+from pocketlm.pipeline.config import PRESETS, TrainConfig, preset
+from pocketlm.pipeline.device import autocast_bf16, native_bf16_cpu, resolve_device
 from pocketlm.pipeline.evaluate import batchify, stream_nll_torch
 from pocketlm.pipeline.ingest import load_split
 from pocketlm.pipeline.model import RNNLM, ModelConfig
-from pocketlm.pipeline.train import (PRESETS, TrainConfig, autocast_bf16, load_checkpoint,
-                                     native_bf16_cpu, preset, resolve_device, train)
-from pocketlm.runtime.artifact import (ArtifactError, PocketLMError, read_manifest,
-                                       write_manifest)
+from pocketlm.pipeline.train import train
+from pocketlm.runtime.artifact import ArtifactError, PocketLMError, read_manifest, write_manifest
 
 from .conftest import TOY_TRAIN
 
@@ -113,8 +113,7 @@ def test_checkpoint_folder(toy_checkpoint: Path, toy_data: Path) -> None:
                                  "tied": True, "output": "full", "cutoffs": [],
                                  "div_value": 4.0, "input_dropout": 0.0, "embed_dropout": 0.0,
                                  "weight_dropout": 0.0, "tied_tails": True}
-    assert manifest["config"] == json.loads(json.dumps(dataclasses.asdict(
-        TrainConfig(**TOY_TRAIN))))
+    assert manifest["config"] == json.loads(json.dumps(TrainConfig.of(**TOY_TRAIN).to_dict()))
     assert manifest["data"]["path"] == str(toy_data.resolve())
     assert manifest["data"]["manifest_sha256"] == hashlib.sha256(
         (toy_data / "manifest.json").read_bytes()).hexdigest()
@@ -175,13 +174,13 @@ def test_presets() -> None:
     """The four presets exist, grow in size (layers x hidden), and preset() applies overrides
     (ignoring None) without changing the preset itself."""
     assert list(PRESETS) == ["tiny", "small", "medium", "large"]
-    sizes = [PRESETS[name].hidden_size * PRESETS[name].layers for name in PRESETS]
+    sizes = [PRESETS[name].model.hidden_size * PRESETS[name].model.layers for name in PRESETS]
     assert sizes == sorted(sizes)
     config = preset("small", epochs=1, lr=None, device="cpu")
     assert config.epochs == 1
     assert config.device == "cpu"
     assert config.lr == PRESETS["small"].lr
-    assert config.hidden_size == PRESETS["small"].hidden_size
+    assert config.model.hidden_size == PRESETS["small"].model.hidden_size
     assert PRESETS["small"].epochs == 6
     assert preset("tiny") == PRESETS["tiny"]
 
@@ -205,7 +204,7 @@ def test_unknown_preset() -> None:
 def test_train_config_validation(kwargs: dict[str, Any], words: str) -> None:
     """Bad settings are refused with a message saying what is wrong."""
     with pytest.raises(PocketLMError, match=words):
-        TrainConfig(**kwargs)
+        TrainConfig.of(**kwargs)
 
 
 def test_resolve_device_cuda_absent() -> None:
@@ -239,7 +238,7 @@ def test_resolve_device_names() -> None:
 def test_train_refuses_non_data_folder(toy_checkpoint: Path, tmp_path: Path) -> None:
     """Training from a folder that is not an ingest folder names the stage to run."""
     with pytest.raises(ArtifactError, match="pocketlm ingest"):
-        train(TrainConfig(**QUICK), toy_checkpoint, tmp_path / "out")
+        train(TrainConfig.of(**QUICK), toy_checkpoint, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -251,7 +250,7 @@ def test_max_steps_stops_early(toy_data: Path, tmp_path: Path) -> None:
     epoch runs whole, the second only the rest, and nothing further."""
     per_epoch = windows_per_epoch(toy_data, QUICK["batch_size"], QUICK["bptt"])
     out = tmp_path / "ckpt"
-    manifest = train(TrainConfig(**QUICK, max_steps=per_epoch + 2), toy_data, out)
+    manifest = train(TrainConfig.of(**QUICK, max_steps=per_epoch + 2), toy_data, out)
     lines = metrics_lines(out)
     assert [r["steps"] for r in lines] == [per_epoch, 2]
     assert manifest["metrics"]["steps"] == per_epoch + 2
@@ -262,7 +261,7 @@ def test_seed_makes_runs_identical(toy_data: Path, tmp_path: Path) -> None:
     """Two runs with the same seed give the same weights and metrics; another seed does not."""
     runs: dict[str, dict[str, torch.Tensor]] = {}
     for name, seed in (("a", 7), ("b", 7), ("c", 8)):
-        manifest = train(TrainConfig(**QUICK, seed=seed, max_steps=5), toy_data, tmp_path / name)
+        manifest = train(TrainConfig.of(**QUICK, seed=seed, max_steps=5), toy_data, tmp_path / name)
         assert (manifest["metrics"]["steps"], manifest["metrics"]["epochs"]) == (5, 1)
         runs[name] = weights(tmp_path / name)
     assert runs["a"].keys() == runs["b"].keys()

@@ -18,6 +18,7 @@ and the weights tuned on everything. Output is written atomically (``--output``)
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -26,8 +27,8 @@ from typing import IO, Any
 import click
 import numpy as np
 
-from .. import cli as core
 from ..artifact import InputError, atomic_path
+from ..model import LanguageModel
 from .combine import Candidates, cross_validate, tune
 from .nbest import NBestList, read_kaldi, read_nbest
 
@@ -126,7 +127,7 @@ def run_speech(model_dir: Path, nbest: IO[str], fmt: str, costs: tuple[str, ...]
         lists = list(read_nbest(nbest, fmt, getattr(nbest, "name", "<stdin>")))
     if not lists:
         raise InputError(f"{getattr(nbest, 'name', '<stdin>')}: no n-best lists")
-    lm = core.load_model(model_dir, precision, threads)
+    lm = LanguageModel(model_dir, precision=precision, threads=threads)
     feats = _featurise(lists, lm, hidden, ngram)
     names = sorted({k for rows in feats for f in rows for k in f})
     if refs is not None:
@@ -207,12 +208,12 @@ SPEECH_OPTIONS = [
 ]
 
 
-def _callback(**kw: Any) -> None:
+def _callback(base: click.Command, **kw: Any) -> None:
     speech = {p.name: kw.pop(p.name) for p in SPEECH_OPTIONS}
     used = any(speech[p.name] not in (None, (), p.default) for p in SPEECH_OPTIONS) \
         or kw["fmt"] == "kaldi"
     if not used:
-        click.get_current_context().invoke(core.rescore, **kw)
+        click.get_current_context().invoke(base, **kw)
         return
     weights = _weights(speech["weights_text"], speech["weights_file"])
     run_speech(kw["model_dir"], kw["nbest"], kw["fmt"], speech["costs"], weights,
@@ -221,16 +222,17 @@ def _callback(**kw: Any) -> None:
                kw["as_json"], kw["precision"], kw["threads"])
 
 
-def command() -> click.Command:
-    """The runtime's ``rescore`` with the speech options added."""
+def command(base: click.Command) -> click.Command:
+    """The runtime's ``rescore`` command (``base``) with the speech options added."""
     params: list[click.Parameter] = []
-    for p in core.rescore.params:
+    for p in base.params:
         if p.name == "fmt":
             p = click.Option(["--format", "fmt"], type=click.Choice(["auto", "jsonl", "text",
                                                                       "kaldi"]),
                              default="auto", show_default=True,
                              help=getattr(p, "help", None))
         params.append(p)
-    return click.Command("rescore", callback=_callback, params=[*params, *SPEECH_OPTIONS],
-                         help=(core.rescore.help or "") + "\n\n" + __doc__.split("\n\n")[1],
-                         short_help=core.rescore.get_short_help_str())
+    return click.Command("rescore", callback=functools.partial(_callback, base),
+                         params=[*params, *SPEECH_OPTIONS],
+                         help=(base.help or "") + "\n\n" + (__doc__ or "").split("\n\n")[1],
+                         short_help=base.get_short_help_str())

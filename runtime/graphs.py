@@ -1,0 +1,94 @@
+"""The model folder's graphs: names, inputs, outputs, state layout and onnxruntime sessions,
+declared once. Export writes what this module declares; the runtime reads it back::
+
+    score.onnx   tokens [B, L] + lengths [B]  ->  logprobs [B, L]       whole sentences, zero state
+    step.onnx    token [B] + state_<s> [layers, B, hidden] for each state name s of the cell
+                     ->  logprobs [B, V] + new_state_<s> [layers, B, hidden]          one step
+
+``s`` runs over the cell's state names (``h`` and ``c`` for an LSTM, ``h`` otherwise); the
+manifest's ``state`` list records, per name, its input, its output and its shape with the batch
+axis written ``"batch"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: The two graphs of every model folder.
+SCORE, STEP = "score", "step"
+GRAPHS = (SCORE, STEP)
+#: Input and output names of the score graph.
+TOKENS, LENGTHS, LOGPROBS = "tokens", "lengths", "logprobs"
+#: The step graph's token input (its other inputs are the state; see :func:`state_input`).
+TOKEN = "token"
+#: The name the batch axis has in a manifest's state shapes.
+BATCH = "batch"
+
+
+def state_input(name: str) -> str:
+    """The step graph's input for state ``name`` (``h`` -> ``state_h``)."""
+    return f"state_{name}"
+
+
+def state_output(name: str) -> str:
+    """The step graph's output for state ``name`` (``h`` -> ``new_state_h``)."""
+    return f"new_state_{name}"
+
+
+def graph_files(precision: str = "fp32") -> dict[str, str]:
+    """File name of each graph at ``precision`` (``score.onnx``, ``step.int8.onnx``, ...)."""
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return {graph: f"{graph}{suffix}.onnx" for graph in GRAPHS}
+
+
+def graph_specs(state_names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The manifest's ``graphs`` entry for a cell with ``state_names`` (fp32 files only)."""
+    files = graph_files()
+    return {
+        SCORE: {"inputs": [TOKENS, LENGTHS], "outputs": [LOGPROBS],
+                "files": {"fp32": files[SCORE]}},
+        STEP: {"inputs": [TOKEN, *map(state_input, state_names)],
+               "outputs": [LOGPROBS, *map(state_output, state_names)],
+               "files": {"fp32": files[STEP]}},
+    }
+
+
+def state_specs(state_names: Sequence[str], layers: int, hidden: int) -> list[dict[str, Any]]:
+    """The manifest's ``state`` entry: one ``[layers, "batch", hidden]`` array per name."""
+    return [{"name": n, "input": state_input(n), "output": state_output(n),
+             "shape": [layers, BATCH, hidden]} for n in state_names]
+
+
+def dynamic_axes(state_names: Sequence[str]) -> dict[str, dict[str, dict[int, str]]]:
+    """Per graph, the axes of each input and output that vary (batch, length)."""
+    state = {name: {1: BATCH} for n in state_names
+             for name in (state_input(n), state_output(n))}
+    return {SCORE: {TOKENS: {0: BATCH, 1: "length"}, LENGTHS: {0: BATCH},
+                    LOGPROBS: {0: BATCH, 1: "length"}},
+            STEP: {TOKEN: {0: BATCH}, LOGPROBS: {0: BATCH}, **state}}
+
+
+def session_options(threads: int | None = None) -> Any:
+    """The onnxruntime session options pocketlm uses: all graph optimisations (the levels
+    measured within noise of each other, bench/runtime_speed.py), sequential execution, one
+    inter-op thread, ``threads`` intra-op threads (``None``: onnxruntime's default)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    return options
+
+
+def open_session(path: str | Path, threads: int | None = None) -> Any:
+    """An onnxruntime CPU session for the graph at ``path`` with :func:`session_options`."""
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), session_options(threads),
+                                providers=["CPUExecutionProvider"])

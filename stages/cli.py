@@ -1,0 +1,172 @@
+"""The stage commands: ingest, export, evaluate and run here, train in :mod:`.train`.
+
+Each command imports its stage inside the command; the stage functions raise
+:class:`PocketLMError` with the fix in it, which the ``pocketlm`` group turns into one line.
+They are registered with the console script through the entry-point group ``pocketlm.commands``
+(pyproject.toml); :data:`stages` groups them for callers that want them together, and
+:data:`cli` is the whole ``pocketlm`` command line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pocketlm.pipeline.ingest import IngestConfig
+from pocketlm.runtime.cli import cli
+from pocketlm.runtime.group import (json_option, load_model, overwrite_option, precision_option,
+                                    threads_option)
+
+from .options import config_options, pop_config
+from .train import fmt, train, train_config, train_options
+
+__all__ = ["cli", "evaluate", "export", "ingest", "main", "run", "stages", "train"]
+
+#: The stage commands (the console script finds each by its entry point).
+stages = click.Group("stages")
+ingest_options = config_options(IngestConfig)
+
+
+def _ingest_config(kw: dict[str, Any]) -> IngestConfig:
+    """Pop the ingest options out of ``kw`` and build the ``IngestConfig``."""
+    return IngestConfig(**pop_config(IngestConfig, kw))
+
+
+@stages.command()
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Data folder to write (reused when it holds the same run).")
+@click.option("--stats", "stats_dir", type=click.Path(path_type=Path), default=None,
+              help="Print the report of an existing data folder and exit.")
+@ingest_options
+@overwrite_option
+@click.option("--force", is_flag=True,
+              help="Rebuild even when --out holds the same run (same fingerprint).")
+def ingest(out: Path | None, stats_dir: Path | None, overwrite: bool, force: bool,
+           **kw: Any) -> None:
+    """Read a corpus, build the vocabulary and write token ids per split, then print a table
+    per split (lines, tokens, OOV rate, vocabulary coverage, frequent <unk> words)."""
+    from pocketlm.pipeline.ingest import ingest as run_ingest
+    from pocketlm.pipeline.ingest import report, stats
+
+    if stats_dir is not None:
+        click.echo(stats(stats_dir))
+        return
+    if out is None:
+        raise click.UsageError("pass --out DIR (the data folder to write) or --stats DIR")
+    manifest = run_ingest(_ingest_config(kw), out, overwrite, force=force)
+    if manifest["reused"]:
+        click.echo(f"reused {out}: it holds this ingest already (fingerprint "
+                   f"{manifest['fingerprint']}, same source and settings); --force rebuilds")
+    else:
+        click.echo(f"wrote {out}: vocabulary {manifest['vocab_size']} in "
+                   f"{manifest['seconds']:.1f} s")
+    click.echo(report(manifest))
+
+
+@stages.command()
+@click.option("--checkpoint", "checkpoint_dir", required=True, type=click.Path(path_type=Path),
+              help="Checkpoint folder written by `pocketlm train`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Model folder to write.")
+@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-4,
+              show_default=True, help="Largest allowed |onnxruntime - torch| log-probability.")
+@click.option("--int8/--no-int8", default=True, show_default=True,
+              help="Also write int8 (dynamically quantised) graphs.")
+@overwrite_option
+def export(checkpoint_dir: Path, out: Path, tolerance: float, int8: bool,
+           overwrite: bool) -> None:
+    """Export a checkpoint to ONNX graphs checked against torch."""
+    from pocketlm.export import ExportConfig
+    from pocketlm.export import export as run_export
+
+    manifest = run_export(checkpoint_dir, out, ExportConfig(tolerance=tolerance, int8=int8),
+                          overwrite)
+    sizes = ", ".join(f"{f} {b / 1e6:.1f} MB" for f, b in manifest["export"]["bytes"].items())
+    click.echo(f"wrote {out}: {sizes}")
+
+
+@stages.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
+              help="Model folder (backend onnx).")
+@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
+              help="Data folder written by `pocketlm ingest`.")
+@click.option("--split", type=click.Choice(["train", "valid", "test"]), default="test",
+              show_default=True)
+@click.option("--backend", type=click.Choice(["onnx", "torch"]), default="onnx",
+              show_default=True)
+@click.option("--checkpoint", "checkpoint_dir", type=click.Path(path_type=Path), default=None,
+              help="Checkpoint folder (backend torch).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Parallel streams the split is cut into.")
+@precision_option
+@threads_option
+@json_option
+def evaluate(model_dir: Path | None, data_dir: Path, split: str, backend: str,
+             checkpoint_dir: Path | None, batch_size: int, precision: str,
+             threads: int | None, as_json: bool) -> None:
+    """Stream perplexity of a data split (state carried across lines)."""
+    from pocketlm.pipeline.evaluate import evaluate as run_evaluate
+
+    result = run_evaluate(model_dir, data_dir, split, backend, checkpoint_dir, batch_size,
+                          precision, threads)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"{split} perplexity {result['perplexity']:.3f} ({backend}, "
+                   f"{result['precision']}, {result['tokens']:,} predicted tokens)")
+
+
+@stages.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/kjv"),
+              show_default=True, help="Folder for data/, checkpoint/ and model/.")
+@ingest_options
+@train_options
+@overwrite_option
+def run(out: Path, overwrite: bool, **kw: Any) -> None:
+    """All stages into OUT/data, OUT/checkpoint, OUT/model (preset `tiny` unless --preset),
+    then score two example sentences and generate a line."""
+    from pocketlm.export import export as run_export
+    from pocketlm.pipeline.ingest import ingest as run_ingest
+    from pocketlm.pipeline.train import train as run_train
+
+    ingest_cfg, train_cfg = _ingest_config(kw), train_config(kw, "tiny")
+    from pocketlm.runtime.artifact import check_output_folder
+
+    for part in ("data", "checkpoint", "model"):
+        check_output_folder(out / part, overwrite)
+    log = logging.getLogger("pocketlm")
+    log.info("[1/3] ingest → %s", out / "data")
+    run_ingest(ingest_cfg, out / "data", overwrite)
+    log.info("[2/3] train → %s", out / "checkpoint")
+    ckpt = run_train(train_cfg, out / "data", out / "checkpoint", overwrite,
+                     progress=False)
+    log.info("[3/3] export → %s", out / "model")
+    run_export(out / "checkpoint", out / "model", overwrite=overwrite)
+    lm = load_model(out / "model")
+    click.echo(f"data:        {out / 'data'}")
+    click.echo(f"checkpoint:  {out / 'checkpoint'}")
+    click.echo(f"model:       {out / 'model'}")
+    click.echo(f"valid perplexity: {fmt(ckpt['metrics']['valid_ppl'])} (test "
+               f"{fmt(ckpt['metrics']['test_ppl'])})")
+    examples = ["and god said, let there be light", "light be there let, said god and"]
+    for s in lm.analyze(examples):
+        click.echo(f"score {s.logprob:9.3f}  {s.sentence}")
+    click.echo(f"generated: {lm.generate('and the lord said', max_words=20, seed=0)}")
+
+
+stages.add_command(train)
+
+
+def main() -> None:
+    """Console-script entry point (the runtime's, which serves these commands too)."""
+    from pocketlm.runtime.cli import main as runtime_main
+
+    runtime_main()
+
+
+if __name__ == "__main__":
+    main()
