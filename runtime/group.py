@@ -90,6 +90,10 @@ class PocketLMGroup(click.Group):
         return sorted({*self.commands, *registered_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "rescore" and cmd_name in self.commands:
+            from .speech.cli import command  # Kaldi n-best, weights, --tune around rescore
+
+            return command(self.commands[cmd_name])
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         entry = registered_commands().get(cmd_name)
