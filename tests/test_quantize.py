@@ -26,11 +26,13 @@ def _big_initializers(path: Path, size: int) -> list[tuple[str, tuple[int, ...]]
 @pytest.mark.parametrize("graph", ["score", "step"])
 def test_tied_matrix_stored_once(kjv_model: Path, graph: str) -> None:
     """The KJV model is tied and dominated by its vocabulary x embedding matrix: the int8
-    graphs hold that matrix once (as int8) and weigh at most 0.27x the fp32 graphs."""
+    graphs hold that matrix once (as int8) and weigh at most 0.27x the fp32 graphs, as
+    self-contained graphs and with each precision's weights shared by its two graphs."""
     lm = LanguageModel(kjv_model)
     assert lm.manifest["model"]["tied"]
-    sizes = lm.manifest["export"]["bytes"]
-    assert sizes[f"{graph}.int8.onnx"] <= 0.27 * sizes[f"{graph}.onnx"]
+    shared = lm.manifest["export"]["shared_weights"]
+    for files in ("before", "after"):
+        assert shared["int8"][files] <= 0.27 * shared["fp32"][files]
     cfg = lm.manifest["model"]
     matrix = cfg["vocab_size"] * cfg["embedding_size"]
     assert len(_big_initializers(kjv_model / f"{graph}.int8.onnx", matrix)) == 1
