@@ -316,6 +316,10 @@ class Trainer:
         log.info("--minutes %g: %d steps fit (%.1f ms a step, %.2f s an evaluation); the same "
                  "run: --max-steps %d", config.minutes, budget.steps, 1000 * step_seconds,
                  budget.eval_seconds, budget.steps)
+        if config.schedule == "cosine" and budget.steps <= config.warmup:
+            log.warning("--minutes %g fits only %d steps, no more than the %d warmup steps: the "
+                        "cosine never starts; give more minutes", config.minutes, budget.steps,
+                        config.warmup)
 
     def fit(self) -> tuple[str, float | None]:
         """Epochs of windows until a budget or the epochs end; returns (why it stopped, the
