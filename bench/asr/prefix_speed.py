@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from common import emit, machine, median  # noqa: E402
+from common import cpu_flags, emit, machine, median  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
     from pocketlm.runtime.speech.prefix import PrefixScorer
     from pocketlm.runtime.speech.wordstep import DEFAULT_HIDDEN
 
-    emit("machine", **machine(), cpu_flags=_flags())
+    emit("machine", **machine(), cpu_flags=cpu_flags())
     files = sorted((args.work / "utts-clean" / "records").glob("*.json"))[:args.lists]
     lists = [[t for t, _ in json.loads(f.read_text())["nbest"]] for f in files]
     lm = LanguageModel(args.model, threads=1)
@@ -70,15 +70,6 @@ def main() -> None:
          seconds={k: sorted(v) for k, v in times.items()})
 
 
-def _flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                have = set(line.split(":", 1)[1].split())
-                return " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "fma") if f in have)
-    except OSError:
-        pass
-    return ""
 
 
 if __name__ == "__main__":
