@@ -70,7 +70,5 @@ def main() -> None:
          seconds={k: sorted(v) for k, v in times.items()})
 
 
-
-
 if __name__ == "__main__":
     main()
