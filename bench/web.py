@@ -34,19 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import add_folder_arguments, emit, machine, run_folders  # noqa: E402
+from common import add_folder_arguments, cpu_flags, emit, machine, run_folders  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "web" / "tools" / "driver.js"
-
-
-def cpu_flags() -> list[str]:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            have = set(line.split(":", 1)[1].split())
-            return sorted(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_bf16",
-                                      "fma", "f16c") if f in have)
-    return []
 
 
 def test_lines(data: Path, count: int) -> list[str]:
