@@ -7,7 +7,8 @@ pocketsphinx writes one with ``decoder.get_lattice().write_htk(path)``; Kaldi wi
     start=102  end=0                  optional: the start and end nodes (default: first, last)
     N=103  L=472                      node and link counts
     I=0  t=2.85  W=!SENT_END          nodes: time (s), word (on nodes or on links)
-    J=0  S=1  E=0  a=-24.17  l=-2.3   links: start, end, acoustic ln-likelihood, LM ln-prob
+    J=0  S=1  E=0  a=-24.17  l=-2.3   links: start, end, acoustic ln-likelihood, LM ln-prob,
+             p=0.21                   optional: the link's posterior probability (pocketsphinx)
 
 A :class:`Lattice` keeps links with the word they carry (a node's word moves onto the links that
 enter it) and knows its topological order. Words that are not words — ``!NULL``,
@@ -40,13 +41,15 @@ def word_of(label: str) -> str:
 @dataclass(frozen=True)
 class Link:
     """One lattice link: ``start`` → ``end`` node, the word it carries (``""`` for a filler),
-    its acoustic log-likelihood and its first-pass LM log-probability (0 when not given)."""
+    its acoustic log-likelihood, its first-pass LM log-probability (0 when not given) and its
+    posterior probability (``None`` when not given)."""
 
     start: int
     end: int
     word: str
     acoustic: float
     lm: float = 0.0
+    posterior: float | None = None
 
 
 @dataclass
@@ -147,8 +150,13 @@ def parse_slf(text: str, name: str = "<slf>") -> Lattice:
             if not 0 <= value < nodes:
                 raise InputError(f"{where}: field {key}={value} is not a node (0..{nodes - 1})")
         label = fields.get("W", node_words.get(e, ""))
+        posterior = _number(fields, "p", float, where) if "p" in fields else None
+        if posterior is not None:  # recognisers' log arithmetic can round a little over 1
+            if not 0.0 <= posterior <= 1.01:
+                raise InputError(f"{where}: field p={fields['p']} is not a probability (0..1)")
+            posterior = min(posterior, 1.0)
         links.append(Link(s, e, word_of(label), _number(fields, "a", float, where, 0.0),
-                          _number(fields, "l", float, where, 0.0)))
+                          _number(fields, "l", float, where, 0.0), posterior))
     if not links:
         raise InputError(f"{name}: the lattice has no links (no J= lines)")
     start = _number(header, "start", int, where, 0)
@@ -182,7 +190,8 @@ def format_slf(lattice: Lattice) -> str:
     times = lattice.times or [0.0] * lattice.nodes
     lines += [f"I={i}\tt={t:.2f}" for i, t in enumerate(times)]
     lines += [f"J={j}\tS={k.start}\tE={k.end}\tW={k.word or '!NULL'}\ta={k.acoustic!r}\t"
-              f"l={k.lm!r}" for j, k in enumerate(lattice.links)]
+              f"l={k.lm!r}" + ("" if k.posterior is None else f"\tp={k.posterior!r}")
+              for j, k in enumerate(lattice.links)]
     return "\n".join(lines) + "\n"
 
 
@@ -205,3 +214,40 @@ def from_pocketsphinx(decoder: Any, utt_id: str = "") -> Lattice:
 def words_of(labels: Iterable[str]) -> list[str]:
     """Plain words of a sequence of recogniser labels (fillers dropped)."""
     return [w for w in (word_of(label) for label in labels) if w]
+
+
+def _on_paths(nodes: int, links: list[Link], start: int, end: int) -> list[Link]:
+    """The links that lie on some path from ``start`` to ``end``."""
+    ahead: list[list[int]] = [[] for _ in range(nodes)]
+    behind: list[list[int]] = [[] for _ in range(nodes)]
+    for link in links:
+        ahead[link.start].append(link.end)
+        behind[link.end].append(link.start)
+
+    def reach(root: int, edges: list[list[int]]) -> set[int]:
+        seen, todo = {root}, [root]
+        while todo:
+            for nxt in edges[todo.pop()]:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        return seen
+
+    fore, back = reach(start, ahead), reach(end, behind)
+    return [k for k in links if k.start in fore and k.end in back]
+
+
+def prune(lattice: Lattice, min_posterior: float) -> Lattice:
+    """The lattice without the links whose posterior is below ``min_posterior`` (links without
+    one are kept) and without the links that then lie on no start-to-end path. Where nothing
+    would connect start and end, the bound is lowered tenfold until something does (at worst
+    the lattice is returned whole). Nodes keep their numbers."""
+    bound = min_posterior
+    for _ in range(4):
+        kept = [k for k in lattice.links if k.posterior is None or k.posterior >= bound]
+        kept = _on_paths(lattice.nodes, kept, lattice.start, lattice.end)
+        if kept:
+            return Lattice(lattice.nodes, kept, lattice.start, lattice.end, lattice.times,
+                           lattice.id)
+        bound /= 10
+    return lattice
