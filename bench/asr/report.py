@@ -1,9 +1,10 @@
 """Systems, word error rates and their statistics; raw per-utterance records.
 
-Every rescoring system chooses among the same candidates with weights tuned by cross-validation
-over verse folds (``pocketlm.runtime.speech.combine.cross_validate``): the figures are
-out-of-fold. Printed per system: WER (bootstrap CI over verses), per voice, the oracle WER of the
-candidates; paired bootstraps against the first pass, and pocketlm against the KenLM 5-gram.
+A system chooses, for each utterance, among the candidates of one *source* (the A* n-best, or
+the n-best of one lattice search) with weights tuned by cross-validation over verse folds
+(``pocketlm.runtime.speech.combine.cross_validate``): the figures are out-of-fold. Printed per
+system: WER (bootstrap CI over verses), per voice, the oracle WER of its candidates; paired
+bootstraps for the pairs asked for; the oracle of the pruned lattices.
 """
 
 from __future__ import annotations
@@ -20,62 +21,67 @@ from pocketlm.runtime.artifact import atomic_path
 from pocketlm.runtime.speech.combine import Candidates, cross_validate
 
 
-def report(records: list[dict[str, Any]], rows: list[dict[str, Any]],
-           refs: dict[str, list[str]], systems: dict[str, list[str]], args: Any) -> None:
+def report(records: list[dict[str, Any]], sources: dict[str, list[dict[str, Any]]],
+           refs: dict[str, list[str]], systems: dict[str, tuple[str, list[str]]],
+           pairs: list[tuple[str, str]], args: Any, lattice_oracle: list[int] | None = None
+           ) -> None:
+    """``sources``: name -> per-utterance rows with ``hypotheses``; ``systems``: name ->
+    (source, features, the first of which has its weight fixed at 1). The ``nbest`` source's
+    ``first`` feature marks the first-pass hypothesis. ``lattice_oracle``: per utterance, the
+    fewest errors of any path of its (pruned) lattice."""
     verse = [r["utt"].split("-")[0] for r in records]
     voice = [r["voice"] for r in records]
     ref_words = [len(refs[v]) for v in verse]
-    cand_errs = [np.array([errors(refs[v], h["text"].split()) for h in row["hypotheses"]])
-                 for v, row in zip(verse, rows)]
-    chosen: dict[str, list[int]] = {}
+    errs_of = {name: [np.array([errors(refs[v], h["text"].split()) for h in row["hypotheses"]])
+                      for v, row in zip(verse, rows)] for name, rows in sources.items()}
+    first = [int(np.argmax([h["first"] for h in row["hypotheses"]])) for row in sources["nbest"]]
+    utt_errs = {"first_pass": [int(e[i]) for e, i in zip(errs_of["nbest"], first)]}
+    texts = {"first_pass": [row["hypotheses"][i]["text"]
+                            for row, i in zip(sources["nbest"], first)]}
     weights: dict[str, Any] = {}
-    first = [int(np.argmax([h["first"] for h in row["hypotheses"]])) for row in rows]
-    chosen["first_pass"] = first
-    for name, feats in systems.items():
-        problems = [Candidates(np.array([[h[f] for f in feats] for h in row["hypotheses"]]),
-                               e, n, v)
+    oracle_of = {"first_pass": utt_errs["first_pass"]}
+    for name, (source, feats) in systems.items():
+        rows, cand_errs = sources[source], errs_of[source]
+        problems = [Candidates(np.array([[h.get(f, 0.0) for f in feats]
+                                         for h in row["hypotheses"]]), e, n, v)
                     for row, e, n, v in zip(rows, cand_errs, ref_words, verse)]
-        chosen[name], weights[name] = cross_validate(problems, feats, folds=args.folds,
-                                                     seed=args.seed, fixed="ps")
-    utt_errs = {name: [int(e[i]) for e, i in zip(cand_errs, picks)]
-                for name, picks in chosen.items()}
-    oracle = [int(e.min()) for e in cand_errs]
-    _, e_oracle, w = by_verse(verse, oracle, ref_words)
+        picks, weights[name] = cross_validate(problems, feats, folds=args.folds,
+                                              seed=args.seed, fixed=feats[0])
+        utt_errs[name] = [int(e[i]) for e, i in zip(cand_errs, picks)]
+        texts[name] = [row["hypotheses"][i]["text"] for row, i in zip(rows, picks)]
+        oracle_of[name] = [int(e.min()) for e in cand_errs]
     per = {}
     for name, errs in utt_errs.items():
         _, e, w = by_verse(verse, errs, ref_words)
+        _, e_oracle, _ = by_verse(verse, oracle_of[name], ref_words)
         per[name] = e
         wer, lo, hi = wer_ci(e, w, seed=args.seed)
         voices = {}
         for vc in sorted(set(voice)):
             idx = [i for i, x in enumerate(voice) if x == vc]
             voices[vc] = 100 * sum(errs[i] for i in idx) / sum(ref_words[i] for i in idx)
-        emit("system", system=name, wer=wer, ci95=[lo, hi], per_voice=voices,
-             oracle_wer=100 * e_oracle.sum() / w.sum(), utterances=len(errs),
-             reference_words=int(w.sum()), verses=len(w), weights=weights.get(name))
-    for name in systems:
-        emit("paired", base="first_pass", system=name,
-             **paired(per["first_pass"], per[name], w, seed=args.seed))
-    for name in ("pocketlm", "pocketlm+5gram"):
-        emit("paired", base="kenlm_5gram", system=name,
-             **paired(per["kenlm_5gram"], per[name], w, seed=args.seed))
-    reference_best = sum(
-        1 for row, v in zip(rows, verse)
-        if " ".join(refs[v]) in {h["text"] for h in row["hypotheses"]})
-    emit("candidates", reference_in_list=reference_best, utterances=len(rows),
-         first_pass_in_nbest=sum(1 for r in records
-                                 if " ".join(r["first_pass"].split()) in dict(r["nbest"])))
+        emit("system", system=name, source=systems.get(name, ("first pass",))[0], wer=wer,
+             ci95=[lo, hi], per_voice=voices, oracle_wer=100 * e_oracle.sum() / w.sum(),
+             utterances=len(errs), reference_words=int(w.sum()), verses=len(w),
+             weights=weights.get(name))
+    for base, name in [("first_pass", n) for n in systems] + pairs:
+        emit("paired", base=base, system=name, **paired(per[base], per[name], w, seed=args.seed))
+    for source, rows in sources.items():
+        in_list = sum(1 for row, v in zip(rows, verse)
+                      if " ".join(refs[v]) in {h["text"] for h in row["hypotheses"]})
+        emit("candidates", source=source, reference_in_list=in_list, utterances=len(rows),
+             per_utterance=sum(len(row["hypotheses"]) for row in rows) / len(rows))
+    if lattice_oracle:
+        emit("lattice", pruned_lattice_oracle_wer=100 * sum(lattice_oracle) / sum(ref_words))
     args.out.mkdir(parents=True, exist_ok=True)
     path = Path(args.out) / f"asr_utterances{args.tag}.jsonl"
     with atomic_path(path) as tmp, tmp.open("w") as out:
-        for i, (record, row) in enumerate(zip(records, rows)):
-            hyps = row["hypotheses"]
+        for i, record in enumerate(records):
             out.write(json.dumps({
                 "utt": record["utt"], "voice": record["voice"], "verse": verse[i],
                 "reference": " ".join(refs[verse[i]]), "audio_s": record["audio_s"],
-                "candidates": len(hyps), "oracle_errors": oracle[i],
-                "systems": {name: {"text": hyps[chosen[name][i]]["text"],
-                                   "errors": utt_errs[name][i]} for name in chosen},
-                "seconds": {k: record[k] for k in ("synth_s", "decode_s", "nbest_s")}
-                | {k: row[k] for k in ("lm3_s", "pocketlm_s", "kenlm5_s")}}) + "\n")
+                "oracle_errors": {name: o[i] for name, o in oracle_of.items()},
+                "systems": {name: {"text": texts[name][i], "errors": utt_errs[name][i]}
+                            for name in utt_errs},
+                "seconds": {k: record[k] for k in ("synth_s", "decode_s", "nbest_s")}}) + "\n")
     emit("written", path=str(path))

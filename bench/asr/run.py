@@ -10,13 +10,17 @@ One command, six steps (each cached in ``--work``, so a rerun only redoes what c
    KenLM rescoring; the 5-gram's test perplexity is printed beside the reference 37.05;
 3. speech and first pass (``decode.py``): every verse in every voice, 2 processes;
    pocketsphinx with the 3-gram writes its hypothesis and its word lattice (SLF);
-4. candidates: pocketsphinx's A* n-best (2,000 paths merged into at most 500 distinct word
-   sequences, each with its path score) plus the first-pass hypothesis;
-5. rescoring features: pocketlm through the prefix trie (1 thread, hidden punctuation), the 5-gram;
+4. candidates from the A* n-best: pocketsphinx's 2,000 best paths merged into at most 500
+   distinct word sequences, each with its path score, plus the first-pass hypothesis; their
+   features: pocketlm through the prefix trie (1 thread, hidden punctuation), the 5-gram;
+5. candidates from the lattice (``lattice.py``): each system searches the pruned lattice with
+   its language models in the loop (the 3-gram alone, + the 5-gram, + pocketlm, + both) and
+   keeps its 100 best sentences with their features;
 6. systems: log-linear weights tuned by ``--folds``-fold cross-validation over verses (a verse's
    utterances are never chosen with weights tuned on that verse); WER with a bootstrap CI over
-   verses, paired bootstraps against the first pass and against KenLM, the oracle WER of the
-   candidates, per voice, and the real-time factor of each step.
+   verses, paired bootstraps against the first pass and between systems, the oracle WER of
+   each system's candidates and of the pruned lattices, per voice, and the real-time factor of
+   each step.
 
 Prints JSON lines; writes per-utterance records to ``--out`` (bench/results/ by default).
 """
@@ -41,13 +45,22 @@ from ngram import (REFERENCE_5GRAM_PPL, build_arpa, sentence_ppl, split_lines,  
                    spoken, token_lines)
 from synth import VOICES, check_voices, reference_words  # noqa: E402
 
-#: system name -> features its weights combine (``ps``, pocketsphinx's path score, fixed at 1)
+#: system name -> (candidate source, the features its weights combine; the first, the path or
+#: acoustic score, has its weight fixed at 1)
+_LATTICE = ["acoustic", "posterior", "words", "lm3"]
 SYSTEMS = {
-    "3gram_nbest": ["ps", "first", "lm3", "words"],
-    "kenlm_5gram": ["ps", "first", "lm3", "kenlm5", "words"],
-    "pocketlm": ["ps", "first", "lm3", "pocketlm", "words"],
-    "pocketlm+5gram": ["ps", "first", "lm3", "pocketlm", "kenlm5", "words"],
+    "nbest_3gram": ("nbest", ["ps", "first", "lm3", "words"]),
+    "nbest_kenlm_5gram": ("nbest", ["ps", "first", "lm3", "kenlm5", "words"]),
+    "nbest_pocketlm": ("nbest", ["ps", "first", "lm3", "pocketlm", "words"]),
+    "nbest_pocketlm+5gram": ("nbest", ["ps", "first", "lm3", "pocketlm", "kenlm5", "words"]),
+    "lattice_3gram": ("lattice:3gram", _LATTICE),
+    "lattice_kenlm_5gram": ("lattice:kenlm_5gram", _LATTICE + ["kenlm5"]),
+    "lattice_pocketlm": ("lattice:pocketlm", _LATTICE + ["pocketlm"]),
+    "lattice_pocketlm+5gram": ("lattice:pocketlm+5gram", _LATTICE + ["pocketlm", "kenlm5"]),
 }
+#: paired comparisons besides each system against the first pass
+PAIRS = [("nbest_kenlm_5gram", "nbest_pocketlm"), ("lattice_kenlm_5gram", "lattice_pocketlm"),
+         ("lattice_kenlm_5gram", "lattice_pocketlm+5gram"), ("nbest_pocketlm", "lattice_pocketlm")]
 
 
 def arguments() -> argparse.Namespace:
@@ -65,7 +78,7 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--hidden", default=",.:;?!", help="hidden punctuation for pocketlm "
                    "(characters; empty: none)")
-    p.add_argument("--stop-after", choices=["decode", "features"], default=None)
+    p.add_argument("--stop-after", choices=["decode", "features", "lattice"], default=None)
     p.add_argument("--decoded-only", action="store_true",
                    help="use only the utterances already decoded in --work (a partial look)")
     return p.parse_args()
@@ -110,9 +123,19 @@ def main() -> None:
     emit("timing", **timing)
     if args.stop_after == "features":
         return
+    from lattice import SEARCHES, lattice_lists  # noqa: E402
+
+    rows, timing = lattice_lists(records, refs, utts, args.model, arpa3, arpa5, hidden,
+                                 args.jobs)
+    emit("lattice_timing", **timing)
+    if args.stop_after == "lattice":
+        return
     from report import report  # noqa: E402
 
-    report(records, lists, refs, SYSTEMS, args)
+    sources = {"nbest": lists} | {f"lattice:{name}": [r["searches"][name] for r in rows]
+                                  for name in SEARCHES}
+    report(records, sources, refs, SYSTEMS, PAIRS, args,
+           lattice_oracle=[r["lattice_oracle"] for r in rows])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +71,30 @@ def paired(e_base: np.ndarray, e_new: np.ndarray, w: np.ndarray, boots: int = 20
             "rel_percent": float(r0), "rel_ci": [float(np.percentile(rel, 2.5)),
                                                   float(np.percentile(rel, 97.5))],
             "p_not_better": float(np.mean(diff >= 0))}
+
+
+def lattice_errors(lattice: Any, ref: Sequence[str]) -> int:
+    """The oracle of a word lattice: the fewest word errors of any start-to-end path. One
+    numpy vector per node over reference positions (errors after reading ref[:j]), relaxed
+    along links in topological order; a node's deletions are a running minimum, as in
+    :func:`errors`."""
+    r = np.asarray(ref, dtype=object)
+    cols = np.arange(len(ref) + 1)
+    best: dict[int, np.ndarray] = {lattice.start: cols.copy()}
+    outgoing = lattice.outgoing()
+    for node in lattice.order():
+        cur = best.pop(node, None)
+        if cur is None:
+            continue
+        cur = np.minimum.accumulate(cur - cols) + cols  # deletions of reference words
+        if node == lattice.end:
+            return int(cur[-1])
+        for link in outgoing[node]:
+            if link.word:
+                new = cur + 1  # insertion
+                new[1:] = np.minimum(new[1:], cur[:-1] + (r != link.word))
+            else:
+                new = cur
+            old = best.get(link.end)
+            best[link.end] = new if old is None else np.minimum(old, new)
+    raise ValueError(f"lattice {lattice.id}: the end node is not reachable")
