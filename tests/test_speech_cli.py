@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
@@ -106,3 +107,53 @@ def test_bad_input_one_line_nothing_written(toy_model: Path, tmp_path: Path, fil
     one_line_error(result, *needles)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def _slf(middle: str, wrong: str) -> str:
+    """the cat sees {middle | wrong} ball; the wrong word is acoustically better."""
+    return "\n".join([
+        "VERSION=1.0", "start=0\tend=6", "N=7\tL=7",
+        *[f"I={i}\tt={i / 10}" for i in range(7)],
+        "J=0\tS=0\tE=1\tW=<s>\ta=-1.0\tp=1", "J=1\tS=1\tE=2\tW=the\ta=-5.0\tp=1",
+        "J=2\tS=2\tE=3\tW=cat\ta=-6.0\tp=1", "J=3\tS=3\tE=4\tW=sees\ta=-4.0\tp=1",
+        f"J=4\tS=4\tE=5\tW={middle}\ta=-5.5\tp=0.4", f"J=5\tS=4\tE=5\tW={wrong}\ta=-5.0\tp=0.6",
+        "J=6\tS=5\tE=6\tW=ball\ta=-7.0\tp=1"]) + "\n"
+
+
+def test_lattices_searched_with_pocketlm(toy_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.slf").write_text(_slf("the", "cat"))
+    (tmp_path / "b.slf").write_text(_slf("the", "sees"))
+    (tmp_path / "list.scp").write_text(f"utt-a a.slf\nutt-b {tmp_path / 'b.slf'}\n")
+    out = tmp_path / "best.jsonl"
+    result = run("rescore", "--model", str(toy_model), "--format", "slf",
+                 str(tmp_path / "list.scp"), "--lm-scale", "1", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["utt-a", "utt-b"]
+    for row in rows:
+        best = row["hypotheses"][0]
+        assert best["text"] == "the cat sees the ball"
+        assert {"acoustic", "posterior", "words", "pocketlm"} <= set(best)
+        assert best["acoustic"] == pytest.approx(-28.5)
+        assert best["posterior"] == pytest.approx(np.log(0.4))
+        assert len(row["hypotheses"]) == 2
+    # with the acoustics alone the wrong word wins: the language model made the choice
+    alone = run("rescore", "--model", str(toy_model), "--format", "slf", str(tmp_path / "a.slf"),
+                "--lm-scale", "0", "--top", "1")
+    assert alone.exit_code == 0 and alone.output.split("\t")[1].strip() == \
+        "the cat sees cat ball", alone.output
+
+
+@pytest.mark.parametrize("listing, needle", [
+    ("a.slf extra words\n", "list.scp:1: expected `path` or `<id> <path>`, got 3 fields"),
+    ("missing.slf\n", "list.scp:1: no such lattice file"),
+    ("# nothing\n", "list.scp: no lattices"),
+])
+def test_bad_lattice_lists(toy_model: Path, tmp_path: Path, listing: str, needle: str) -> None:
+    (tmp_path / "a.slf").write_text(_slf("the", "cat"))
+    (tmp_path / "list.scp").write_text(listing)
+    out = tmp_path / "best.jsonl"
+    result = run("rescore", "--model", str(toy_model), "--format", "slf",
+                 str(tmp_path / "list.scp"), "--output", str(out))
+    one_line_error(result, needle)
+    assert not out.exists()

@@ -7,6 +7,17 @@ is given, *is* that command (same output). With them::
     pocketlm rescore --model M --format kaldi text --kaldi-cost acoustic=ac_cost \\
         --kaldi-cost lm=lm_cost --ngram 5gram.arpa --tune refs.txt --weights-out w.json
     pocketlm rescore --model M nbest.jsonl --weights-file w.json --output best.jsonl
+    pocketlm rescore --model M --format slf lattices.scp --ngram 5gram.arpa --output nbest.jsonl
+
+With ``--format slf`` the input is word lattices (HTK SLF, as pocketsphinx's ``write_htk``
+writes them): one lattice file, or a list of them (``path`` or ``<id> <path>`` lines). Links
+whose posterior is below ``--prune`` go; the rest is searched with pocketlm (and ``--ngram``)
+in the loop (:func:`~.rescore_lattice.expand`): acoustic + ``--lm-scale`` shared equally by the
+language models (the lattice's own LM scores among them, when its links carry them), word
+histories merged on their last ``--lattice-history`` words, ``--lattice-beam`` hypotheses per
+node. Each lattice becomes an n-best list of its 100 best sentences with their features
+(``acoustic``, ``lm``, ``posterior``, ``words``, ``pocketlm``, ``ngram``), which the options
+below weigh and tune like any n-best list.
 
 Each hypothesis gets the feature ``pocketlm`` (ln P through the prefix trie, hidden punctuation
 with ``--hidden``), ``ngram`` with ``--ngram`` (KenLM) and ``words``; its total is the weighted
@@ -30,7 +41,7 @@ import numpy as np
 from ..artifact import InputError, atomic_path
 from ..model import LanguageModel
 from .combine import Candidates, cross_validate, tune
-from .nbest import NBestList, read_kaldi, read_nbest
+from .nbest import Hypothesis, NBestList, read_kaldi, read_nbest
 
 
 def _weights(text: str | None, path: Path | None) -> dict[str, float]:
@@ -109,12 +120,43 @@ def _featurise(lists: list[NBestList], lm: Any, hidden: str, ngram: Path | None
     return out
 
 
+def _from_lattices(stream: IO[str], lm: LanguageModel, hidden: str, ngram: Path | None,
+                   search: dict[str, Any]) -> tuple[list[NBestList], dict[str, float]]:
+    """Each lattice searched into an n-best list; and the search's weights."""
+    from .lattice import prune, read_lattices
+    from .rescore_lattice import Histories, expand
+    from .scorers import NGramScorer, PocketLMScorer
+
+    lattices = read_lattices(stream, getattr(stream, "name", "<stdin>"))
+    scorers: list[Any] = [PocketLMScorer(lm, list(hidden))]
+    if ngram is not None:
+        scorers.append(NGramScorer(ngram))
+    out = []
+    lms = [s.name for s in scorers] + (["lm"] if any(k.lm for t in lattices for k in t.links)
+                                       else [])
+    weights = {"acoustic": 1.0} | {name: search["lm_scale"] / len(lms) for name in lms}
+    for lattice in lattices:
+        got = expand(prune(lattice, search["prune"]), scorers, weights,
+                     history=search["history"], beam=search["beam"], nbest=100,
+                     trie=Histories(scorers, search["history"]))
+        dropped = {"posterior"} if all(k.posterior is None for k in lattice.links) else set()
+        out.append(NBestList(got.id, tuple(
+            Hypothesis(h.text, {k: v for k, v in h.features.items() if k not in dropped})
+            for h in got.hypotheses)))
+    return out, weights
+
+
 def run_speech(model_dir: Path, nbest: IO[str], fmt: str, costs: tuple[str, ...],
                weights: dict[str, float], hidden: str, ngram: Path | None, refs: Path | None,
                folds: int, group_sep: str, weights_out: Path | None, output: Path | None,
-               top: int, as_json: bool, precision: str, threads: int | None) -> None:
+               top: int, as_json: bool, precision: str, threads: int | None,
+               search: dict[str, Any] | None = None) -> None:
     """The speech path of ``rescore`` (see the module docstring)."""
-    if fmt == "kaldi":
+    lm = LanguageModel(model_dir, precision=precision, threads=threads)
+    if fmt == "slf":
+        lists, searched = _from_lattices(nbest, lm, hidden, ngram, search or {})
+        weights = weights or searched
+    elif fmt == "kaldi":
         named = {}
         for item in costs:
             name, sep, file = item.partition("=")
@@ -127,8 +169,8 @@ def run_speech(model_dir: Path, nbest: IO[str], fmt: str, costs: tuple[str, ...]
         lists = list(read_nbest(nbest, fmt, getattr(nbest, "name", "<stdin>")))
     if not lists:
         raise InputError(f"{getattr(nbest, 'name', '<stdin>')}: no n-best lists")
-    lm = LanguageModel(model_dir, precision=precision, threads=threads)
-    feats = _featurise(lists, lm, hidden, ngram)
+    feats = ([[dict(h.features) for h in nb.hypotheses] for nb in lists] if fmt == "slf"
+             else _featurise(lists, lm, hidden, ngram))
     names = sorted({k for rows in feats for f in rows for k in f})
     if refs is not None:
         references = _references(refs, {nb.id for nb in lists})
@@ -205,13 +247,25 @@ SPEECH_OPTIONS = [
                  help="Write the tuned weights here (JSON, atomically)."),
     click.Option(["--output"], type=click.Path(path_type=Path), default=None,
                  help="Write the rescored lists here (JSON lines, atomically)."),
+    click.Option(["--lm-scale"], type=click.FloatRange(min=0.0), default=10.0,
+                 show_default=True,
+                 help="With --format slf: the language models' total weight in the lattice "
+                      "search (acoustic = 1); pocketsphinx's lattices: about 10."),
+    click.Option(["--prune"], type=click.FloatRange(min=0.0, max=1.0), default=1e-3,
+                 show_default=True,
+                 help="With --format slf: drop links whose posterior is below this."),
+    click.Option(["--lattice-beam"], type=click.IntRange(min=1), default=20, show_default=True,
+                 help="With --format slf: hypotheses kept per lattice node."),
+    click.Option(["--lattice-history"], type=click.IntRange(min=0), default=3,
+                 show_default=True,
+                 help="With --format slf: merge hypotheses whose last N words agree."),
 ]
 
 
 def _callback(base: click.Command, **kw: Any) -> None:
     speech = {p.name: kw.pop(p.name) for p in SPEECH_OPTIONS}
     used = any(speech[p.name] not in (None, (), p.default) for p in SPEECH_OPTIONS) \
-        or kw["fmt"] == "kaldi"
+        or kw["fmt"] in ("kaldi", "slf")
     if not used:
         click.get_current_context().invoke(base, **kw)
         return
@@ -219,7 +273,9 @@ def _callback(base: click.Command, **kw: Any) -> None:
     run_speech(kw["model_dir"], kw["nbest"], kw["fmt"], speech["costs"], weights,
                speech["hidden"], speech["ngram"], speech["refs"], speech["folds"],
                speech["group_sep"], speech["weights_out"], speech["output"], kw["top"],
-               kw["as_json"], kw["precision"], kw["threads"])
+               kw["as_json"], kw["precision"], kw["threads"],
+               {"lm_scale": speech["lm_scale"], "prune": speech["prune"],
+                "beam": speech["lattice_beam"], "history": speech["lattice_history"]})
 
 
 def command(base: click.Command) -> click.Command:
@@ -228,7 +284,7 @@ def command(base: click.Command) -> click.Command:
     for p in base.params:
         if p.name == "fmt":
             p = click.Option(["--format", "fmt"], type=click.Choice(["auto", "jsonl", "text",
-                                                                      "kaldi"]),
+                                                                      "kaldi", "slf"]),
                              default="auto", show_default=True,
                              help=getattr(p, "help", None))
         params.append(p)

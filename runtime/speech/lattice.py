@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..artifact import InputError, atomic_path
 
@@ -251,3 +251,31 @@ def prune(lattice: Lattice, min_posterior: float) -> Lattice:
                            lattice.id)
         bound /= 10
     return lattice
+
+
+def read_lattices(stream: IO[str], name: str = "<stdin>") -> list[Lattice]:
+    """The lattices named by ``stream``: either one SLF lattice itself, or a list of SLF
+    files, one per line as ``path`` or ``<id> <path>`` (Kaldi's scp shape; relative paths
+    are read from the list's folder). An id given in the list replaces the lattice's own."""
+    text = stream.read()
+    lines = [line.strip() for line in text.splitlines()]
+    if any(line.startswith(("VERSION=", "N=", "J=")) for line in lines):
+        return [parse_slf(text, name)]
+    base = Path(name).parent if name not in ("<stdin>", "-") else Path(".")
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) > 2:
+            raise InputError(f"{name}:{number}: expected `path` or `<id> <path>`, got "
+                             f"{len(parts)} fields")
+        path = Path(parts[-1]) if Path(parts[-1]).is_absolute() else base / parts[-1]
+        if not path.is_file():
+            raise InputError(f"{name}:{number}: no such lattice file {str(path)!r}")
+        lattice = read_slf(path)
+        lattice.id = parts[0] if len(parts) == 2 else lattice.id or path.stem
+        out.append(lattice)
+    if not out:
+        raise InputError(f"{name}: no lattices (give an SLF file or a list of them)")
+    return out
