@@ -13,7 +13,7 @@ import pytest
 
 from pocketlm.runtime import InputError, LanguageModel
 from pocketlm.runtime.speech.lattice import Lattice, Link, from_pocketsphinx
-from pocketlm.runtime.speech.rescore_lattice import expand
+from pocketlm.runtime.speech.rescore_lattice import Histories, expand
 from pocketlm.runtime.speech.scorers import PocketLMScorer
 
 from .conftest import toy_lines
@@ -103,3 +103,30 @@ def test_pocketsphinx_lattice_of_flite_speech(lm: LanguageModel, tmp_path: Path)
     for h in got.hypotheses:
         assert h.features["pocketlm"] == pytest.approx(lm.score(h.text), abs=1e-4)
     assert np.isfinite([h.features["acoustic"] for h in got.hypotheses]).all()
+
+
+def test_each_word_history_is_scored_once(lm: LanguageModel) -> None:
+    """Two copies of every link (as a recogniser's time variants make them) cost no extra
+    language-model work: the trie holds each distinct word prefix once."""
+    lat = _diamond()
+    doubled = Lattice(lat.nodes, lat.links + [Link(k.start, k.end, k.word, k.acoustic - 1.0)
+                                              for k in lat.links], lat.start, lat.end, id="u2")
+    for lattice in (lat, doubled):
+        trie = Histories([PocketLMScorer(lm)], None)
+        got = expand(lattice, [PocketLMScorer(lm)], {"acoustic": 1.0, "pocketlm": 1.0},
+                     history=None, beam=10, nbest=10, trie=trie)
+        # the, the cat, the cat sees, then {the, cat} x {ball, tree}
+        assert trie.steps == 3 + 2 + 4
+        assert len(got.hypotheses) == 4
+    best = got.hypotheses[0]
+    assert best.features["pocketlm"] == pytest.approx(lm.score(best.text), abs=1e-4)
+
+
+def test_posteriors_become_a_feature(lm: LanguageModel) -> None:
+    links = [Link(0, 1, "the", -1.0, posterior=1.0), Link(1, 2, "cat", -1.0, posterior=0.25),
+             Link(1, 2, "ball", -1.5, posterior=0.75)]
+    got = expand(Lattice(3, links, 0, 2, id="p"), [PocketLMScorer(lm)], {"posterior": 1.0},
+                 history=None, beam=4, nbest=4)
+    assert [h.text for h in got.hypotheses] == ["the ball", "the cat"]
+    assert got.hypotheses[0].features["posterior"] == pytest.approx(np.log(0.75))
+    assert got.hypotheses[1].features["words"] == 2
