@@ -48,3 +48,12 @@ def test_word_lists_and_empty_input(lm: LanguageModel) -> None:
                                                                           abs=1e-4)
     assert scorer.score([]) == []
     assert scorer.score([""]) == pytest.approx([lm.score("")], abs=1e-4)
+
+
+def test_unshared_paths_same_scores_more_steps(lm: LanguageModel) -> None:
+    """share=False gives every sentence a path of its own: same scores, one step per word."""
+    sentences = _nbest()
+    shared, unshared = PrefixScorer(lm), PrefixScorer(lm, share=False)
+    assert unshared.score(sentences) == pytest.approx(shared.score(sentences), abs=1e-5)
+    assert unshared.nodes == sum(len(s.split()) for s in sentences)
+    assert shared.nodes < unshared.nodes / 2

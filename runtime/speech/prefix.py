@@ -26,9 +26,12 @@ class PrefixScorer:
     """Sentence log-probabilities (nats) of word sequences through a shared-prefix trie."""
 
     def __init__(self, lm: LanguageModel, hidden: Sequence[str] = (), floor: float = -3.0,
-                 batch_rows: int = 512) -> None:
+                 batch_rows: int = 512, share: bool = True) -> None:
         self.stepper = WordStepper(lm, hidden, floor)
         self.batch_rows = int(batch_rows)
+        #: False: every sentence gets a path of its own (the same batched stepping, no shared
+        #: prefixes), to measure what sharing saves
+        self.share = share
         #: distinct prefixes fed and sentences scored by the last call
         self.nodes = 0
 
@@ -36,7 +39,7 @@ class PrefixScorer:
         """ln P of each sentence (a string is split on whitespace)."""
         seqs = [s.split() if isinstance(s, str) else list(s) for s in sentences]
         # trie: node id -> children {word: node id}; node 0 is the root
-        children: list[dict[str, int]] = [{}]
+        children: list[dict[object, int]] = [{}]
         ends: list[list[int]] = [[]]
         depth_nodes: list[list[int]] = [[0]]
         words: list[str] = [""]
@@ -44,9 +47,10 @@ class PrefixScorer:
         for i, seq in enumerate(seqs):
             node = 0
             for d, word in enumerate(seq, 1):
-                nxt = children[node].get(word)
+                key = word if self.share or d > 1 else (i, word)
+                nxt = children[node].get(key)
                 if nxt is None:
-                    nxt = children[node][word] = len(words)
+                    nxt = children[node][key] = len(words)
                     children.append({})
                     ends.append([])
                     words.append(word)
