@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import shutil
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -328,7 +329,7 @@ class Trainer:
         per_epoch = rows.count_windows(self.config.bptt)
         plan_at = (probe_end(self.config.warmup, self.config.schedule)
                    if self.config.minutes and not self.config.max_steps else 0)
-        probe_seconds = 0.0
+        probe_seconds: list[float] = []
         if plan_at and self.run.step >= plan_at:
             raise PocketLMError(f"{self.out}: this --minutes run stopped before it fixed its "
                                 f"length; start it again")
@@ -357,10 +358,10 @@ class Trainer:
                     if plan_at:
                         synchronize(self.device)
                         if run.step > PROBE_SKIP:
-                            probe_seconds += time.perf_counter() - t_step
+                            probe_seconds.append(time.perf_counter() - t_step)
                         if run.step == plan_at:
                             self._pause(t_mark)
-                            self.plan(per_epoch, probe_seconds / (plan_at - PROBE_SKIP))
+                            self.plan(per_epoch, statistics.median(probe_seconds))
                             plan_at, config = 0, self.config
                             t_mark = time.perf_counter()
                     if bar is not None:
