@@ -1,8 +1,8 @@
 """A run that fits the time it is given (``--minutes M``): how many optimiser steps fit.
 
 The schedule (warmup, then cosine down to its floor) needs its length before the first step
-whose learning rate depends on it. So a ``--minutes`` run times its first steps (the median
-step) while the learning rate still only ramps up (warmup steps do not depend on the length), times one
+whose learning rate depends on it. So a ``--minutes`` run times its first steps while the
+learning rate still only ramps up (warmup steps do not depend on the length), times one
 evaluation on a slice of the validation split, and then fixes the number of steps ``N``:
 the largest that fits the budget with the evaluations and the final test evaluation it implies.
 From then on the run is exactly the run ``--max-steps N`` would be; ``N`` is recorded in the
@@ -20,8 +20,7 @@ from pocketlm.runtime.artifact import PocketLMError
 
 #: Steps timed before the plan is made: the first ``PROBE_SKIP`` (allocation, first-call costs)
 #: are left out; the plan is made after ``PROBE_SKIP + PROBE_STEPS`` steps, or at the end of a
-#: shorter warmup. The median step of those is the plan's step time, so a short burst of
-#: other work on the machine does not shrink the run.
+#: shorter warmup (see :func:`step_time`).
 PROBE_SKIP, PROBE_STEPS = 5, 90
 #: The fewest timed steps a plan may rest on (a cosine run needs a warmup at least this long).
 MIN_PROBE_STEPS = 10
@@ -44,6 +43,16 @@ class Budget:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def step_time(seconds: list[float]) -> float:
+    """The plan's seconds per step from the timed steps: their mean, leaving out steps over 4x
+    the median (a pause of the machine, not the step). Not the median itself: step times are
+    skewed to the slow side, and the run's length is their sum."""
+    ordered = sorted(seconds)
+    median = ordered[len(ordered) // 2]
+    kept = [s for s in ordered if s <= 4 * median]
+    return sum(kept) / len(kept)
 
 
 def probe_end(warmup: int, schedule: str) -> int:

@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import shutil
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,8 @@ from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, che
 
 from . import distributed
 from .batches import LineWindows, TokenRows
-from .budget import PROBE_SKIP, Budget, evaluations, plan_steps, probe_end
+from .budget import (PROBE_SKIP, Budget, evaluations, plan_steps, probe_end,
+                     step_time)
 from .cells import State
 from .checkpoint import (TOKENIZER, WEIGHTS, SavedRun, load_checkpoint, load_state_into,
                          load_weights, perplexity, restore_optimizer, restore_rng, save_weights)
@@ -361,7 +361,7 @@ class Trainer:
                             probe_seconds.append(time.perf_counter() - t_step)
                         if run.step == plan_at:
                             self._pause(t_mark)
-                            self.plan(per_epoch, statistics.median(probe_seconds))
+                            self.plan(per_epoch, step_time(probe_seconds))
                             plan_at, config = 0, self.config
                             t_mark = time.perf_counter()
                     if bar is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pocketlm.pipeline.budget import (MARGIN, PROBE_SKIP, PROBE_STEPS, evaluations, plan_steps,
-                                      probe_end)
+                                      probe_end, step_time)
 from pocketlm.runtime.artifact import PocketLMError
 
 
@@ -43,3 +43,11 @@ def test_probe_ends_before_the_cosine_depends_on_the_length() -> None:
     assert probe_end(warmup=0, schedule="plateau") == PROBE_SKIP + PROBE_STEPS
     with pytest.raises(PocketLMError, match="--warmup"):
         probe_end(warmup=8, schedule="cosine")
+
+
+def test_step_time_is_the_mean_without_pauses() -> None:
+    """Step times are skewed to the slow side and the run is their sum: the mean, not the
+    median; a pause of the machine (over 4x the median) is left out."""
+    times = [0.09] * 60 + [0.13] * 30
+    assert step_time(times) == pytest.approx(sum(times) / len(times))
+    assert step_time(times + [2.0]) == pytest.approx(sum(times) / len(times))
