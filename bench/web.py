@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from common import add_folder_arguments, cpu_flags, emit, machine, run_folders  # noqa: E402
+from common import add_folder_arguments, emit, machine, run_folders  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "web" / "tools" / "driver.js"
@@ -104,7 +104,7 @@ def main() -> None:
     model, data, _ = run_folders(args.run, args.model, args.data, None)
     assert model is not None and data is not None, "pass --run or --model"
     lines = test_lines(data, args.sentences)
-    emit("machine", **machine(), cpu_flags=cpu_flags(),
+    emit("machine", **machine(),
          node=subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
          chromium=subprocess.run([shutil.which("chromium") or "chromium", "--version"],
                                  capture_output=True, text=True).stdout.strip())

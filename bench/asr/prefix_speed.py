@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from common import cpu_flags, emit, machine, median  # noqa: E402
+from common import emit, machine, median  # noqa: E402
 
 
 def main() -> None:
@@ -45,7 +45,7 @@ def main() -> None:
     from pocketlm.runtime.speech.prefix import PrefixScorer
     from pocketlm.runtime.speech.wordstep import DEFAULT_HIDDEN
 
-    emit("machine", **machine(), cpu_flags=cpu_flags())
+    emit("machine", **machine())
     files = sorted((args.work / "utts-clean" / "records").glob("*.json"))[:args.lists]
     lists = [[t for t, _ in json.loads(f.read_text())["nbest"]] for f in files]
     lm = LanguageModel(args.model, threads=1)
