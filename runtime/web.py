@@ -93,7 +93,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
-        pass
+        """Requests are not logged (the base class writes each to stderr)."""
 
 
 class _Server(http.server.ThreadingHTTPServer):

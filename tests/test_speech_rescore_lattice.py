@@ -13,7 +13,7 @@ import pytest
 
 from pocketlm.runtime import InputError, LanguageModel
 from pocketlm.runtime.speech.lattice import Lattice, Link, from_pocketsphinx
-from pocketlm.runtime.speech.rescore_lattice import Histories, expand
+from pocketlm.runtime.speech.rescore_lattice import Histories, expand, search, search_weights
 from pocketlm.runtime.speech.scorers import PocketLMScorer
 
 from .conftest import toy_lines
@@ -130,3 +130,13 @@ def test_posteriors_become_a_feature(lm: LanguageModel) -> None:
     assert [h.text for h in got.hypotheses] == ["the ball", "the cat"]
     assert got.hypotheses[0].features["posterior"] == pytest.approx(np.log(0.75))
     assert got.hypotheses[1].features["words"] == 2
+
+
+def test_search_shares_the_lm_scale(lm: LanguageModel) -> None:
+    assert search_weights(["pocketlm", "lm"], 10.0) == {"acoustic": 1.0, "pocketlm": 5.0,
+                                                        "lm": 5.0}
+    got, trie = search(_diamond(), [PocketLMScorer(lm)], 2.0, history=None, beam=10)
+    same = expand(_diamond(), [PocketLMScorer(lm)], {"acoustic": 1.0, "pocketlm": 2.0},
+                  history=None, beam=10)
+    assert [h.text for h in got.hypotheses] == [h.text for h in same.hypotheses]
+    assert trie.steps == 3 + 2 + 4

@@ -3,7 +3,7 @@
     lattices/<utt>.slf ──prune (link posterior >= PRUNE)──▶ for each search in SEARCHES:
         expand (pocketlm.runtime.speech.rescore_lattice): acoustic + LM_SCALE / (number of LMs)
         per LM, histories merged on their last HISTORY words, BEAM hypotheses per node
-        ──▶ its NBEST best distinct sentences with their features
+        ──▶ its NBEST best distinct sentences with their features (rescore_lattice.search)
     ──▶ lattice-<key>/<utt>.json (with the oracle WER of the pruned lattice)
 
 The search weights are fixed before any reference is read: ``LM_SCALE`` is the weight at which
@@ -58,7 +58,7 @@ def _init(model: str, arpa3: str, arpa5: str, hidden: list[str]) -> None:
 
 def _one(job: tuple[dict[str, Any], list[str], str, str]) -> dict[str, Any]:
     from pocketlm.runtime.speech.lattice import prune, read_slf
-    from pocketlm.runtime.speech.rescore_lattice import Histories, expand
+    from pocketlm.runtime.speech.rescore_lattice import search
 
     record, ref, slf, cache = job
     out = Path(cache) / f"{record['utt']}.json"
@@ -71,12 +71,9 @@ def _one(job: tuple[dict[str, Any], list[str], str, str]) -> dict[str, Any]:
                            "pruned_links": len(pruned.links), "read_s": time.perf_counter() - t0,
                            "lattice_oracle": lattice_errors(pruned, ref), "searches": {}}
     for name, lms in SEARCHES.items():
-        scorers = [_state[k] for k in lms]
-        weights = {"acoustic": 1.0} | {k: LM_SCALE / len(lms) for k in lms}
         t = time.perf_counter()
-        trie = Histories(scorers, HISTORY)
-        got = expand(pruned, scorers, weights, history=HISTORY, beam=BEAM, nbest=NBEST,
-                     trie=trie)
+        got, trie = search(pruned, [_state[k] for k in lms], LM_SCALE, history=HISTORY,
+                           beam=BEAM, nbest=NBEST)
         row["searches"][name] = {
             "seconds": time.perf_counter() - t, "histories": trie.steps,
             "hypotheses": [{"text": h.text, **h.features} for h in got.hypotheses]}

@@ -81,7 +81,12 @@ def report(records: list[dict[str, Any]], sources: dict[str, list[dict[str, Any]
                 "utt": record["utt"], "voice": record["voice"], "verse": verse[i],
                 "reference": " ".join(refs[verse[i]]), "audio_s": record["audio_s"],
                 "oracle_errors": {name: o[i] for name, o in oracle_of.items()},
-                "systems": {name: {"text": texts[name][i], "errors": utt_errs[name][i]}
-                            for name in utt_errs},
+                "first_pass": texts["first_pass"][i],
+                # a system's text only where it is not the first pass's (keeps the file small)
+                "systems": {name: {"errors": utt_errs[name][i]}
+                            | ({"text": texts[name][i]}
+                               if texts[name][i] != texts["first_pass"][i] else {})
+                            for name in utt_errs if name != "first_pass"},
+                "first_pass_errors": utt_errs["first_pass"][i],
                 "seconds": {k: record[k] for k in ("synth_s", "decode_s", "nbest_s")}}) + "\n")
     emit("written", path=str(path))

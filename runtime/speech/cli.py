@@ -124,7 +124,8 @@ def _from_lattices(stream: IO[str], lm: LanguageModel, hidden: str, ngram: Path 
                    search: dict[str, Any]) -> tuple[list[NBestList], dict[str, float]]:
     """Each lattice searched into an n-best list; and the search's weights."""
     from .lattice import prune, read_lattices
-    from .rescore_lattice import Histories, expand
+    from .rescore_lattice import search as search_lattice
+    from .rescore_lattice import search_weights
     from .scorers import NGramScorer, PocketLMScorer
 
     lattices = read_lattices(stream, getattr(stream, "name", "<stdin>"))
@@ -132,18 +133,17 @@ def _from_lattices(stream: IO[str], lm: LanguageModel, hidden: str, ngram: Path 
     if ngram is not None:
         scorers.append(NGramScorer(ngram))
     out = []
-    lms = [s.name for s in scorers] + (["lm"] if any(k.lm for t in lattices for k in t.links)
-                                       else [])
-    weights = {"acoustic": 1.0} | {name: search["lm_scale"] / len(lms) for name in lms}
+    lattice_lm = any(k.lm for t in lattices for k in t.links)
     for lattice in lattices:
-        got = expand(prune(lattice, search["prune"]), scorers, weights,
-                     history=search["history"], beam=search["beam"], nbest=100,
-                     trie=Histories(scorers, search["history"]))
+        got, _ = search_lattice(prune(lattice, search["prune"]), scorers, search["lm_scale"],
+                                history=search["history"], beam=search["beam"],
+                                lattice_lm=lattice_lm)
         dropped = {"posterior"} if all(k.posterior is None for k in lattice.links) else set()
         out.append(NBestList(got.id, tuple(
             Hypothesis(h.text, {k: v for k, v in h.features.items() if k not in dropped})
             for h in got.hypotheses)))
-    return out, weights
+    lms = [s.name for s in scorers] + (["lm"] if lattice_lm else [])
+    return out, search_weights(lms, search["lm_scale"])
 
 
 def run_speech(model_dir: Path, nbest: IO[str], fmt: str, costs: tuple[str, ...],

@@ -163,6 +163,24 @@ def expand(lattice: Lattice, scorers: Sequence[Any], weights: Mapping[str, float
         for h in final[:nbest]))
 
 
+def search_weights(lms: Sequence[str], lm_scale: float) -> dict[str, float]:
+    """Weights of a lattice search: acoustic 1 and ``lm_scale`` shared equally by the language
+    models named ``lms`` (scorers, and ``lm`` for the lattice's own first-pass scores)."""
+    return {"acoustic": 1.0} | {name: lm_scale / len(lms) for name in lms}
+
+
+def search(lattice: Lattice, scorers: Sequence[Any], lm_scale: float, history: int | None = 3,
+           beam: int = 20, nbest: int = 100, lattice_lm: bool = False
+           ) -> tuple[NBestList, Histories]:
+    """:func:`expand` with :func:`search_weights` over the scorers (and the lattice's ``lm``
+    scores with ``lattice_lm``); also the trie, whose ``steps`` count the histories scored."""
+    lms = [s.name for s in scorers] + (["lm"] if lattice_lm else [])
+    trie = Histories(scorers, history)
+    got = expand(lattice, scorers, search_weights(lms, lm_scale), history=history, beam=beam,
+                 nbest=nbest, trie=trie)
+    return got, trie
+
+
 def _link_features(link: Link, width: int) -> np.ndarray:
     step = np.zeros(width)
     step[0], step[1] = link.acoustic, link.lm
