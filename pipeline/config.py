@@ -147,17 +147,19 @@ class TrainConfig:
 #: Named starting points (figures and wall times: docs/stages.md, "Presets").
 #:
 #: * ``tiny``: what ``pocketlm run`` trains; sized for a 2-core CPU and a few minutes. A fixed
-#:   number of steps (14 epochs x 381 verse windows), so it is deterministic, not wall-clock
-#:   bound.
+#:   number of steps (8 epochs x 381 verse windows), so it is deterministic, not wall-clock
+#:   bound. Higher learning rate and weight decay, less dropout: the quality of the earlier 14
+#:   epochs in 8 (bench/README.md, "Fewer tokens").
 #: * ``small``: the 2x200 LSTM of pytorch/examples' CPU default, with pocketlm's recipe.
 #: * ``medium``: GPU, fast: aims at validation stream perplexity 29.4 within 9 s on an H100.
 #: * ``large``: GPU, quality: <= 25M parameters, the AWD-style regularised recipe, aiming at
 #:   test perplexity <= 19.5 within 5 minutes on an H100.
 _ADAPTIVE: dict[str, Any] = dict(output="adaptive", cutoffs=(1000, 4000), div_value=4.0)
 PRESETS: dict[str, TrainConfig] = {
-    "tiny": TrainConfig.of(layers=1, embedding_size=128, hidden_size=208, dropout=0.35,
-                           input_dropout=0.2, batch_size=64, bptt=35, epochs=14, lr=8e-3,
-                           windows="verse", schedule="cosine", warmup=100, **_ADAPTIVE),
+    "tiny": TrainConfig.of(layers=1, embedding_size=128, hidden_size=208, dropout=0.25,
+                           input_dropout=0.15, batch_size=64, bptt=35, epochs=8, lr=1.2e-2,
+                           weight_decay=0.1, windows="verse", schedule="cosine", warmup=100,
+                           **_ADAPTIVE),
     "small": TrainConfig.of(layers=2, embedding_size=200, hidden_size=200, dropout=0.25,
                             input_dropout=0.15, batch_size=64, bptt=35, epochs=6, lr=4e-3,
                             schedule="cosine", warmup=100, **_ADAPTIVE),

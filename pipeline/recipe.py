@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -84,15 +84,15 @@ def window_length(step: int, config: TrainConfig) -> int:
 
 
 def make_optimizer(model: RNNLM, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (weight decay on matrices only; fused on CUDA) or plain SGD, at ``config.lr``."""
+    """AdamW (weight decay on matrices only; torch's fused kernel) or plain SGD, at
+    ``config.lr``."""
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    kwargs: dict[str, Any] = {"fused": True} if next(model.parameters()).is_cuda else {}
     return torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}],
-                             lr=config.lr, betas=(0.9, 0.99), **kwargs)
+                             lr=config.lr, betas=(0.9, 0.99), fused=True)
 
 
 class LossNet(nn.Module):
