@@ -31,20 +31,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from common import cpu_flags, emit, machine  # noqa: E402
-from vs_ngram import test_verses  # noqa: E402
-
-
-def sentence_ppl(model: Path, data: Path) -> float:
-    """Test sentence perplexity of a model folder's fp32 graphs (one verse at a time)."""
-    import numpy as np
-
-    from pocketlm.runtime import LanguageModel
-
-    lm = LanguageModel(model, precision="fp32", threads=1)
-    verses = test_verses(data)
-    words = lm.tokenizer.id_to_token
-    nats = -float(np.sum(lm.score_batch([" ".join(words(i) for i in v) for v in verses])))
-    return float(np.exp(nats / sum(len(v) + 1 for v in verses)))
+from vs_ngram import sentence_ppl, test_verses  # noqa: E402
 
 
 def one_run(python: str, options: list[str], data: Path, out: Path, precision: str
@@ -57,13 +44,16 @@ def one_run(python: str, options: list[str], data: Path, out: Path, precision: s
     subprocess.run([*cli, "export", "--checkpoint", str(out / "checkpoint"), "--out",
                     str(out / "model"), "--no-int8", "--overwrite"], check=True,
                    stdout=sys.stderr)
+    from pocketlm.runtime import LanguageModel
+
+    lm = LanguageModel(out / "model", precision="fp32", threads=1)
     metrics = json.loads((out / "checkpoint" / "manifest.json").read_text())["metrics"]
     return {"wall_seconds": round(metrics["elapsed"], 1),
             "train_seconds": round(metrics["train_seconds"], 1),
             "tokens_per_s": round(metrics["tokens_per_s"]), "steps": metrics["steps"],
             "valid_ppl": round(metrics["valid_ppl"], 3),
             "test_stream_ppl": round(metrics["test_ppl"], 3),
-            "test_sentence_ppl": round(sentence_ppl(out / "model", data), 3)}
+            "test_sentence_ppl": round(sentence_ppl(lm, test_verses(data)), 3)}
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """fp32 training throughput levers on the CPU: the `tiny` preset's step, variants alternated.
 
     python bench/train_levers.py --data runs/kjv/data                       # every variant
-    python bench/train_levers.py --data D --variants base,threads1,fused --rounds 6 --steps 20
+    python bench/train_levers.py --data D --variants base,threads1,foreach --rounds 6 --steps 20
     python bench/train_levers.py --data D --profile                         # where a step goes
 
 One process builds the `tiny` model (forced to fp32) and times optimiser steps on real KJV
@@ -15,10 +15,10 @@ with the CPU's flags (``common.cpu_flags``). ``--profile``: torch.profiler's ope
 Variants (a lever each, everything else as in ``base``):
 
 * ``base``: the preset as `pocketlm train` runs it: batch 64, torch's default threads, AdamW
-  (foreach), oneDNN enabled (torch's default);
+  (torch's fused kernel), oneDNN enabled (torch's default);
 * ``threads1``: ``torch.set_num_threads(1)``; ``interop1``: one inter-op thread;
 * ``no_mkldnn``: ``torch.backends.mkldnn`` disabled (shows whether the LSTM uses oneDNN);
-* ``fused``: AdamW ``fused=True`` (torch's fused CPU kernel);
+* ``foreach``: AdamW ``foreach=True`` (the kernel training used before the fused one);
 * ``batch128``/``batch256``: more rows per step (tokens/s; the learning rate is not timed);
 * ``compile``: ``torch.compile`` of the loss network (compile time reported, not counted).
 """
@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from common import cpu_flags, emit, machine  # noqa: E402
 
-VARIANTS = ("base", "threads1", "interop1", "no_mkldnn", "fused", "batch128", "batch256",
+VARIANTS = ("base", "threads1", "interop1", "no_mkldnn", "foreach", "batch128", "batch256",
             "compile")
 
 
@@ -60,11 +60,11 @@ class Stepper:
         self.model = copy.deepcopy(seed_model)
         self.model.train()
         self.optimizer = make_optimizer(self.model, config)
-        if name == "fused":
+        if name == "foreach":
             groups = [{"params": g["params"], "weight_decay": g["weight_decay"]}
                       for g in self.optimizer.param_groups]
             self.optimizer = torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.99),
-                                               fused=True)
+                                               foreach=True)
         net: Any = LossNet(self.model)
         self.compile_seconds = None
         if name == "compile":

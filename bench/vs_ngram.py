@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -56,6 +57,15 @@ def test_verses(data_dir: Path) -> list[list[int]]:
         out.append(ids[begin:end].tolist())
         begin = end + 1
     return out
+
+
+def sentence_ppl(lm: Any, verses: list[list[int]]) -> float:
+    """Sentence perplexity of ``verses`` (token-id lists) under a ``LanguageModel``: each verse
+    typed as its words (``<unk>`` stays ``<unk>``) and scored alone, exp(total nats / predicted
+    tokens, the final ``<eos>`` included)."""
+    words = lm.tokenizer.id_to_token
+    nats = -float(np.sum(lm.score_batch([" ".join(words(i) for i in v) for v in verses])))
+    return float(np.exp(nats / sum(len(v) + 1 for v in verses)))
 
 
 def corrupt(verses: list[list[int]], pairs: int, vocab: int, seed: int
@@ -127,18 +137,17 @@ def main() -> None:
     quality = {}
     for precision in manifest["graphs"]["score"]["files"]:
         lm = LanguageModel(model_dir, precision=precision, threads=1)
-        nats = -float(np.sum(lm.score_batch([text(v) for v in verses])))
-        count = sum(len(v) + 1 for v in verses)
         pairs = corrupt(verses, args.pairs, lm.vocab_size, args.seed)
         scores = lm.score_batch([text(p[0]) for p in pairs] + [text(p[1]) for p in pairs])
         good = np.array([scores[i] > scores[i + len(pairs)] for i in range(len(pairs))])
         kinds = np.array([p[2] for p in pairs])
         quality[precision] = {
-            "sentence_ppl": round(float(np.exp(nats / count)), 3),
+            "sentence_ppl": round(sentence_ppl(lm, verses), 3),
             "ranking": round(float(good.mean()), 4),
             "ranking_swap": round(float(good[kinds == "swap"].mean()), 4),
             "ranking_replace": round(float(good[kinds == "replace"].mean()), 4),
-            "pairs": len(pairs), "verses": len(verses), "tokens": count}
+            "pairs": len(pairs), "verses": len(verses),
+            "tokens": sum(len(v) + 1 for v in verses)}
         figure("quality", precision=precision, **quality[precision])
     if "int8" in quality:  # token by token over the same verses
         per_token = {}

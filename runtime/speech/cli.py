@@ -124,8 +124,8 @@ def _from_lattices(stream: IO[str], lm: LanguageModel, hidden: str, ngram: Path 
                    search: dict[str, Any]) -> tuple[list[NBestList], dict[str, float]]:
     """Each lattice searched into an n-best list; and the search's weights."""
     from .lattice import prune, read_lattices
+    from .rescore_lattice import lm_names, search_weights
     from .rescore_lattice import search as search_lattice
-    from .rescore_lattice import search_weights
     from .scorers import NGramScorer, PocketLMScorer
 
     lattices = read_lattices(stream, getattr(stream, "name", "<stdin>"))
@@ -142,8 +142,7 @@ def _from_lattices(stream: IO[str], lm: LanguageModel, hidden: str, ngram: Path 
         out.append(NBestList(got.id, tuple(
             Hypothesis(h.text, {k: v for k, v in h.features.items() if k not in dropped})
             for h in got.hypotheses)))
-    lms = [s.name for s in scorers] + (["lm"] if lattice_lm else [])
-    return out, search_weights(lms, search["lm_scale"])
+    return out, search_weights(lm_names(scorers, lattice_lm), search["lm_scale"])
 
 
 def run_speech(model_dir: Path, nbest: IO[str], fmt: str, costs: tuple[str, ...],

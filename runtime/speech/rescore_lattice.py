@@ -163,6 +163,12 @@ def expand(lattice: Lattice, scorers: Sequence[Any], weights: Mapping[str, float
         for h in final[:nbest]))
 
 
+def lm_names(scorers: Sequence[Any], lattice_lm: bool = False) -> list[str]:
+    """The language models of a search: the scorers' names, and ``lm`` (the lattice's own
+    first-pass scores) with ``lattice_lm``."""
+    return [s.name for s in scorers] + (["lm"] if lattice_lm else [])
+
+
 def search_weights(lms: Sequence[str], lm_scale: float) -> dict[str, float]:
     """Weights of a lattice search: acoustic 1 and ``lm_scale`` shared equally by the language
     models named ``lms`` (scorers, and ``lm`` for the lattice's own first-pass scores)."""
@@ -174,10 +180,9 @@ def search(lattice: Lattice, scorers: Sequence[Any], lm_scale: float, history: i
            ) -> tuple[NBestList, Histories]:
     """:func:`expand` with :func:`search_weights` over the scorers (and the lattice's ``lm``
     scores with ``lattice_lm``); also the trie, whose ``steps`` count the histories scored."""
-    lms = [s.name for s in scorers] + (["lm"] if lattice_lm else [])
     trie = Histories(scorers, history)
-    got = expand(lattice, scorers, search_weights(lms, lm_scale), history=history, beam=beam,
-                 nbest=nbest, trie=trie)
+    weights = search_weights(lm_names(scorers, lattice_lm), lm_scale)
+    got = expand(lattice, scorers, weights, history=history, beam=beam, nbest=nbest, trie=trie)
     return got, trie
 
 
