@@ -1,11 +1,13 @@
 """The ``pocketlm`` command line: one click group that every install has.
 
-The runtime commands (score, rank, rescore, generate, perplexity, info) live here and import
-nothing but the runtime (onnxruntime, numpy, tokenizers, click). Further commands (the stage
-commands ingest, train, export, evaluate, run) are registered by name under the entry-point group
-``pocketlm.commands`` and loaded only when named (:mod:`pocketlm.runtime.group`); without the
-``[train]`` extra they say in one line what to install. User mistakes surface as one-line click
-errors; the runtime raises :class:`PocketLMError` with the fix in it.
+The runtime core's commands (score, rank, generate, perplexity, info, web) live here and import
+nothing but the runtime (onnxruntime, numpy, tokenizers, click). Further commands are registered
+by name under the entry-point group ``pocketlm.commands`` and loaded only when named
+(:mod:`pocketlm.runtime.group`): the stage commands (ingest, train, export, evaluate, run), which
+without the ``[train]`` extra say in one line what to install, and ``rescore``
+(``runtime/speech/cli.py``: n-best lists and lattices, which the core never imports). User
+mistakes surface as one-line click errors; the runtime raises :class:`PocketLMError` with the fix
+in it.
 
 Commands that read stdin stream it (:mod:`pocketlm.runtime.inputs`).
 """
@@ -15,15 +17,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 
 from . import inputs
 from .artifact import read_manifest
 from .web import web
-from .group import (PocketLMGroup, json_option, load_model, model_option, precision_option,
-                    setup_logging, threads_option)
+from .group import (PocketLMGroup, batch_option, json_option, load_model, model_option,
+                    precision_option, scoring_options, setup_logging, threads_option)
 
 
 @click.group(cls=PocketLMGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -41,28 +43,10 @@ def cli(verbosity: int | None) -> None:
     setup_logging(verbosity or 0)
 
 
-_bos_option = click.option("--bos/--no-bos", default=True, show_default=True,
-                           help="Start from the start-of-sentence context (else the first word "
-                                "is context only).")
-_eos_option = click.option("--eos/--no-eos", default=True, show_default=True,
-                           help="Count the final <eos> (else score an open prefix).")
-_batch_option = click.option("--batch-size", type=click.IntRange(min=1), default=256,
-                             show_default=True, help="Lines read and scored at a time.")
-
-
-def _scoring_options(f: Any) -> Any:
-    """--bos/--eos, --batch-size, --precision, --threads and --json: what scoring commands
-    share."""
-    for option in reversed((_bos_option, _eos_option, _batch_option, precision_option,
-                            threads_option, json_option)):
-        f = option(f)
-    return f
-
-
 @cli.command()
 @model_option
 @click.argument("sentences", nargs=-1)
-@_scoring_options
+@scoring_options
 def score(model_dir: Path, sentences: tuple[str, ...], bos: bool, eos: bool, batch_size: int,
           precision: str, threads: int | None, as_json: bool) -> None:
     """Log-probability (nats) and perplexity of each SENTENCE (or stdin line, streamed).
@@ -107,7 +91,7 @@ def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, threads: 
 @cli.command()
 @model_option
 @click.argument("sentences", nargs=-1)
-@_batch_option
+@batch_option
 @precision_option
 @threads_option
 @json_option
@@ -128,72 +112,6 @@ def perplexity(model_dir: Path, sentences: tuple[str, ...], batch_size: int, pre
                                "lines": lines}))
     else:
         click.echo(f"perplexity {ppl:.3f} ({lines:,} lines, {tokens:,} predicted tokens)")
-
-
-# -- rescore ------------------------------------------------------------------------------------
-
-@cli.command()
-@model_option
-@click.argument("nbest", type=click.File("r", encoding="utf-8", errors="surrogateescape"),
-                default="-")
-@click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "text"]), default="auto",
-              show_default=True,
-              help="jsonl: one list per line, {\"id\": ..., \"hypotheses\": [{\"text\": ..., "
-                   "\"score\": ...}]}; text: `score<TAB>sentence` lines, lists separated by a "
-                   "blank line.")
-@click.option("--weight", type=float, default=1.0, show_default=True,
-              help="LM weight: score = base + weight * LM log-prob + penalty * words.")
-@click.option("--word-penalty", type=float, default=0.0, show_default=True,
-              help="Added once per word (positive favours longer hypotheses).")
-@click.option("--top", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Print only the best N of each list (0: all).")
-@_scoring_options
-def rescore(model_dir: Path, nbest: IO[str], fmt: str, weight: float, word_penalty: float,
-            top: int, bos: bool, eos: bool, batch_size: int, precision: str,
-            threads: int | None, as_json: bool) -> None:
-    """Re-rank n-best lists from NBEST (default stdin) with the language model.
-
-    Each list comes out best first by base score + weight x LM log-probability (nats) +
-    word-penalty x words. Lists are read, scored and printed in batches (constant memory).
-    Output: with --json one line per list, {"id", "hypotheses": [{"text", "score",
-    "base_score", "lm_logprob", "words", "oov", "index"}]}; else `score<TAB>base<TAB>lm<TAB>
-    sentence` lines, a blank line after each list.
-    """
-    for name, value in (("--weight", weight), ("--word-penalty", word_penalty)):
-        if not math.isfinite(value):
-            raise click.BadParameter(f"must be a finite number, got {value}", param_hint=name)
-    if nbest.isatty():
-        raise click.UsageError("give an n-best file or pipe one on stdin")
-    lm = load_model(model_dir, precision, threads)
-    pending: list[tuple[Any, list[str], list[float]]] = []
-    size = 0
-
-    def flush() -> None:
-        results = lm.rescore_batch([p[1] for p in pending], [p[2] for p in pending],
-                                   weight=weight, word_penalty=word_penalty, bos=bos, eos=eos,
-                                   batch_size=64)
-        for (ident, _, _), ranked in zip(pending, results):
-            ranked = ranked[:top] if top else ranked
-            if as_json:
-                click.echo(json.dumps({"id": ident, "hypotheses": [
-                    {"text": r.sentence, "score": r.score, "base_score": r.base_score,
-                     "lm_logprob": r.lm_logprob, "words": r.words, "oov": r.oov,
-                     "index": r.index} for r in ranked]}))
-            else:
-                for r in ranked:
-                    click.echo(f"{r.score:.4f}\t{r.base_score:.4f}\t{r.lm_logprob:.4f}\t"
-                               f"{r.sentence}")
-                click.echo("")
-        pending.clear()
-
-    for item in inputs.read_nbest(nbest, fmt, "rescore"):
-        pending.append(item)
-        size += len(item[1])
-        if size >= batch_size:
-            flush()
-            size = 0
-    if pending:
-        flush()
 
 
 # -- generate -----------------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """The ``pocketlm`` group: its logging, its error handling, the options several commands share,
 and the commands it loads by name.
 
-Commands beyond the runtime's are found through the entry-point group :data:`COMMANDS`
-(``[project.entry-points."pocketlm.commands"]`` in pyproject.toml: name = module:command). The
-runtime never imports them: it loads one only when it is named, and when the training packages
-are missing it stands in a one-line error that says what to install::
+Commands beyond the runtime core's are found through the entry-point group :data:`COMMANDS`
+(``[project.entry-points."pocketlm.commands"]`` in pyproject.toml: name = module:command): the
+stage commands and ``rescore`` (which lives with the speech integration). The core never imports
+them: it loads one only when it is named (or for ``--help``), and when a stage command's training
+packages are missing it stands in a one-line error that says what to install::
 
-    pocketlm <name> ──▶ a runtime command?  ──yes──▶ run it
+    pocketlm <name> ──▶ a core command?  ──yes──▶ run it
                         ──no──▶ entry point <name> in pocketlm.commands ──▶ load, run it
-                                (torch & co. missing: "needs the training extra ... pip install")
+                                (a stage without torch & co.: "needs the training extra ...")
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 #: The entry-point group the further commands are registered under.
 COMMANDS = "pocketlm.commands"
-#: One-line help of the stage commands, for ``--help`` without loading them.
+#: The stage commands (they need the ``[train]`` extra) and their one-line help, for ``--help``
+#: without loading them.
 STAGES = {
     "ingest": "Read a corpus, build the vocabulary and write token ids per split.",
     "train": "Train a recurrent LM on an ingest folder.",
@@ -66,18 +68,14 @@ def registered_commands() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=COMMANDS)}
 
 
-def _help(name: str) -> str:
-    return STAGES.get(name, "")
-
-
 def _unavailable(name: str, missing: list[str]) -> click.Command:
     """A stand-in for a stage command whose packages are missing: one line, exit 1."""
 
     def callback(**_: Any) -> None:
         raise click.ClickException(_needs_train(name, missing))
 
-    return click.Command(name, callback=callback, help=f"{_help(name)} (needs {INSTALL_TRAIN})",
-                         short_help=f"{_help(name)} (needs the [train] extra)",
+    return click.Command(name, callback=callback, help=f"{STAGES[name]} (needs {INSTALL_TRAIN})",
+                         short_help=f"{STAGES[name]} (needs the [train] extra)",
                          context_settings={"ignore_unknown_options": True,
                                            "allow_extra_args": True})
 
@@ -90,16 +88,12 @@ class PocketLMGroup(click.Group):
         return sorted({*self.commands, *registered_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name == "rescore" and cmd_name in self.commands:
-            from .speech.cli import command  # Kaldi n-best, weights, --tune around rescore
-
-            return command(self.commands[cmd_name])
         if cmd_name in self.commands:
             return self.commands[cmd_name]
         entry = registered_commands().get(cmd_name)
         if entry is None:
             return None
-        missing = missing_train_modules()
+        missing = missing_train_modules() if cmd_name in STAGES else []
         if missing:
             return _unavailable(cmd_name, missing)
         command = entry.load()
@@ -111,8 +105,11 @@ class PocketLMGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``--help``, without loading (or probing for) the stages."""
         limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
-        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
-                 else _help(name)) for name in self.list_commands(ctx)]
+        rows = []
+        for name in self.list_commands(ctx):
+            command = None if name in STAGES else self.get_command(ctx, name)
+            rows.append((name, command.get_short_help_str(limit) if command
+                         else STAGES.get(name, "")))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -127,6 +124,15 @@ class PocketLMGroup(click.Group):
                 raise
             command = ctx.invoked_subcommand or "this command"
             raise click.ClickException(_needs_train(command, [top])) from exc
+
+
+def _shared(*options: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def decorate(f: Any) -> Any:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
 
 
 def setup_logging(verbosity: int) -> None:
@@ -153,6 +159,18 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print JSON (one object per line) for scripts.")
 overwrite_option = click.option("--overwrite", is_flag=True,
                                 help="Replace the output folder if it exists.")
+bos_option = click.option("--bos/--no-bos", default=True, show_default=True,
+                          help="Start from the start-of-sentence context (else the first word "
+                               "is context only).")
+eos_option = click.option("--eos/--no-eos", default=True, show_default=True,
+                          help="Count the final <eos> (else score an open prefix).")
+batch_option = click.option("--batch-size", type=click.IntRange(min=1), default=256,
+                            show_default=True, help="Lines read and scored at a time.")
+#: --bos/--eos, --batch-size, --precision, --threads and --json: what scoring commands share.
+scoring_options = _shared(bos_option, eos_option, batch_option, precision_option,
+                          threads_option, json_option)
+
+
 def load_model(model_dir: Path, precision: str = "fp32",
                threads: int | None = None) -> LanguageModel:
     """Open a model folder with the runtime (imported here: ``--help`` needs no onnxruntime)."""

@@ -1,20 +1,31 @@
-"""runtime/speech/cli.py: `pocketlm rescore` with JSON features, Kaldi n-best, weights,
---tune, and one-line errors with nothing half-written."""
+"""runtime/speech/cli.py: `pocketlm rescore`: the base case streamed (text and JSON lines, the
+runtime's numbers), JSON features, Kaldi n-best, lattices, weights, --tune, and one-line errors
+with nothing half-written."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from pocketlm.runtime import LanguageModel
 from pocketlm.runtime.cli import cli
 
 
 def run(*args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), input=input)
+
+
+def ok(*args: str, input: str | None = None) -> Result:
+    result = run(*args, input=input)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
 
 
 def one_line_error(result: Result, *needles: str) -> None:
@@ -23,6 +34,102 @@ def one_line_error(result: Result, *needles: str) -> None:
     assert lines and lines[-1].startswith("Error: "), result.output
     for needle in needles:
         assert needle in lines[-1], (needle, lines[-1])
+
+
+NBEST_TEXT = ("-10.0\tthe cat sees the ball .\n-9.5\tthe cat sea the ball .\n\n"
+              "-3\ta bird\n-2\tbird a\n-4\tthe dog likes the river !\n")
+
+
+def test_rescore_text(toy_model: Path) -> None:
+    """Plain n-best lists (score<TAB>sentence, blank line between lists) come out re-ranked,
+    each followed by a blank line, with the runtime's numbers."""
+    lm = LanguageModel(toy_model)
+    out = ok("rescore", "--model", str(toy_model), "--weight", "0.5", input=NBEST_TEXT).stdout
+    blocks = [b for b in out.split("\n\n") if b.strip()]
+    assert len(blocks) == 2
+    first = [line.split("\t") for line in blocks[0].splitlines()]
+    expected = lm.rescore(["the cat sees the ball .", "the cat sea the ball ."], [-10.0, -9.5],
+                          weight=0.5)
+    assert [f[3] for f in first] == [r.sentence for r in expected]
+    for fields, r in zip(first, expected):
+        assert float(fields[0]) == pytest.approx(r.score, abs=1e-3)
+        assert float(fields[1]) == r.base_score
+        assert float(fields[2]) == pytest.approx(r.lm_logprob, abs=1e-3)
+    assert len(blocks[1].splitlines()) == 3
+
+
+def test_rescore_jsonl_and_file(toy_model: Path, tmp_path: Path) -> None:
+    """JSON-lines n-best lists (hypotheses as objects or strings) give one JSON line per list
+    with its id; a file argument works like stdin; --top keeps the best N."""
+    rows = [{"id": "utt1", "hypotheses": [{"text": "the apple and pair salad", "score": -1.0},
+                                          {"text": "the cat sees the ball .", "score": -1.2}]},
+            {"hypotheses": ["a bird", "bird a"]}]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    out = [json.loads(line) for line in ok("rescore", "--model", str(toy_model), "--json",
+                                           input=text).stdout.splitlines()]
+    assert [o["id"] for o in out] == ["utt1", 2]
+    assert out[0]["hypotheses"][0]["text"] == "the cat sees the ball ."
+    assert {"text", "score", "base_score", "pocketlm", "words", "oov", "index"} <= set(
+        out[0]["hypotheses"][0])
+    assert out[1]["hypotheses"][0]["base_score"] == 0.0
+    path = tmp_path / "nbest.jsonl"
+    path.write_text(text, encoding="utf-8")
+    from_file = ok("rescore", "--model", str(toy_model), "--json", "--top", "1", str(path))
+    top = [json.loads(line) for line in from_file.stdout.splitlines()]
+    assert [len(o["hypotheses"]) for o in top] == [1, 1]
+    assert top[0]["hypotheses"][0] == out[0]["hypotheses"][0]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("abc\tthe cat\n", "<stdin>:1:"),
+    ("-1\tthe cat\nno tab here\n", "<stdin>:2:"),
+    ("{\"hypotheses\": 3}\n", "hypotheses"),
+    ("{\"hypotheses\": [{\"text\": \"a\", \"score\": \"x\"}]}\n", "finite"),
+    ("{not json\n", "<stdin>:1:"),
+    ("nan\tthe cat\n", "finite"),
+])
+def test_rescore_bad_input(toy_model: Path, text: str, needle: str) -> None:
+    """Malformed n-best input is a one-line error naming the line."""
+    result = CliRunner().invoke(cli, ["rescore", "--model", str(toy_model)], input=text)
+    one_line_error(result, needle)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lists=st.lists(st.lists(st.tuples(st.floats(-100, 100), st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\t\x0b\x0c"
+                           "\x1c\x1d\x1e\x85\u2028\u2029"), max_size=20)), min_size=1,
+    max_size=4), min_size=1, max_size=3))
+def test_rescore_json_any_text(toy_model: Path, lists: list) -> None:
+    """Any hypotheses and finite base scores in JSON lines come back, one line per list, each
+    hypothesis once, best first."""
+    text = "".join(json.dumps({"id": i, "hypotheses": [{"text": t, "score": s} for s, t in hyps]})
+                   + "\n" for i, hyps in enumerate(lists))
+    out = [json.loads(line) for line in ok("rescore", "--model", str(toy_model), "--json",
+                                           "--batch-size", "3", input=text).stdout.splitlines()]
+    assert [o["id"] for o in out] == list(range(len(lists)))
+    for o, hyps in zip(out, lists):
+        assert sorted(h["index"] for h in o["hypotheses"]) == list(range(len(hyps)))
+        scores = [h["score"] for h in o["hypotheses"]]
+        assert scores == sorted(scores, reverse=True) and all(map(math.isfinite, scores))
+
+
+def test_registered_not_imported_by_the_core() -> None:
+    """`rescore` is this module's command, found through its entry point; `pocketlm --help`
+    lists it with its help, and loading the core imports nothing of runtime.speech."""
+    import subprocess
+    import sys
+
+    from pocketlm.runtime.group import registered_commands
+    from pocketlm.runtime.speech.cli import rescore
+
+    assert registered_commands()["rescore"].load() is rescore
+    assert "Re-rank n-best lists" in ok("--help").stdout
+    code = ("import sys, pocketlm.runtime, pocketlm.runtime.cli, pocketlm.runtime.inputs; "
+            "print(sorted(m for m in sys.modules if m.startswith('pocketlm.runtime.speech')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
 
 
 #: Two utterances per "verse" (ids v1-a, v1-b, ...): the acoustically best candidate is wrong.

@@ -1,4 +1,5 @@
-"""runtime/speech/nbest.py: the three n-best formats, their one-line errors, atomic writes."""
+"""runtime/speech/nbest.py: the three n-best formats, their one-line errors, atomic writes, the
+rescored lists' JSON and text."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ from pathlib import Path
 import pytest
 
 from pocketlm.runtime import InputError
-from pocketlm.runtime.speech.nbest import (Hypothesis, NBestList, read_jsonl, read_kaldi,
-                                           read_nbest, read_text, write_jsonl, write_kaldi)
+from pocketlm.runtime.speech.nbest import (Hypothesis, NBestList, Ranked, ranked_json,
+                                           ranked_text, read_jsonl, read_kaldi, read_nbest,
+                                           read_text, write_jsonl, write_kaldi)
 
 
 def test_text_lists_split_on_blank_lines() -> None:
     lists = list(read_text(io.StringIO("-1.5\tthe cat\n-2\tthe cap\n\n-3\ta dog\n"), "n.txt"))
-    assert [nb.id for nb in lists] == ["1", "2"]
+    assert [nb.id for nb in lists] == [1, 2]
     assert lists[0].hypotheses[1] == Hypothesis("the cap", {"score": -2.0})
 
 
@@ -110,3 +112,25 @@ def test_write_is_atomic(tmp_path: Path) -> None:
         write_jsonl(lists(), path)
     assert path.read_text() == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["n.jsonl"]
+
+
+def test_json_ids_kept_as_written_else_numbered() -> None:
+    lines = [json.dumps({"id": 7, "hypotheses": ["a"]}), "",
+             json.dumps({"hypotheses": ["b"]}), json.dumps({"id": "u3", "hypotheses": ["c"]})]
+    assert [nb.id for nb in read_jsonl(io.StringIO("\n".join(lines) + "\n"))] == [7, 2, "u3"]
+
+
+def test_ranked_writers() -> None:
+    """The input's `score` is written as base_score (score is the total); text has the base
+    and pocketlm columns only when the input had a score."""
+    ranked = [Ranked("a b", -3.5, 1, {"score": -1.0, "pocketlm": -5.0, "words": 2.0}, oov=0),
+              Ranked("a c", -4.0, 0, {"score": -2.0, "pocketlm": -4.0, "words": 2.0}, oov=1)]
+    row = json.loads(ranked_json("u1", ranked))
+    assert row["id"] == "u1"
+    assert row["hypotheses"][0] == {"text": "a b", "score": -3.5, "base_score": -1.0,
+                                    "pocketlm": -5.0, "words": 2.0, "oov": 0, "index": 1}
+    assert ranked_text(ranked) == ["-3.5000\t-1.0000\t-5.0000\ta b",
+                                   "-4.0000\t-2.0000\t-4.0000\ta c", ""]
+    plain = [Ranked("d", 1.25, 0, {"acoustic": -1.0, "pocketlm": -2.0})]
+    assert ranked_text(plain) == ["1.2500\td", ""]
+    assert "oov" not in json.loads(ranked_json(1, plain))["hypotheses"][0]

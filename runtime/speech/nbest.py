@@ -1,20 +1,31 @@
-"""N-best lists in three file formats, read into one shape and written atomically.
+"""N-best lists: the one reader (three file formats into one shape) and the one writer.
 
     NBestList(id, hypotheses=(Hypothesis(text, features={"acoustic": -4123.5, "lm": -31.2}), ...))
 
 Features are log-domain scores where higher is better (a recogniser's acoustic log-likelihood,
-its first-pass LM log-probability, ...); :mod:`.combine` weighs them with the language models.
+its first-pass LM log-probability, ...); ``pocketlm rescore`` adds ``pocketlm`` and ``words``
+and weighs them all log-linearly (:mod:`.combine`).
 
-* **text**: ``score<TAB>sentence`` lines, lists separated by a blank line (feature ``score``);
-  the format ``pocketlm rescore`` has always read.
+* **text**: ``score<TAB>sentence`` lines, lists separated by a blank line (feature ``score``,
+  the recogniser's score); ids 1, 2, ...
 * **jsonl**: one list per line, ``{"id": "utt1", "hypotheses": [{"text": "...", "acoustic":
   -4123.5, "lm": -31.2}, ...]}``; every numeric field of a hypothesis is a feature (a bare
-  string is a hypothesis without features).
+  string is a hypothesis without features); the id is kept as written (default: the list's
+  number).
 * **kaldi**: Kaldi's n-best text: a ``text`` file of ``<utt>-<n> word word ...`` lines and cost
   files of ``<utt>-<n> <cost>`` lines (``nbest-to-linear`` + ``lattice-to-nbest`` output; costs
   are negated log-likelihoods, read as feature = -cost).
 
-Every malformed line raises :class:`InputError` naming the file, the line and the fix.
+Text and JSON lines are read lazily (a stream of any length in constant memory). Every malformed
+line raises :class:`InputError` naming the file, the line and the fix.
+
+A rescored list is written as one JSON line or as text (:func:`ranked_json`,
+:func:`ranked_text`), from :class:`Ranked` rows best first::
+
+    {"id": ..., "hypotheses": [{"text", "score": total, "base_score": the input's `score`,
+                                <every other feature>, "oov": unknown words (when counted),
+                                "index": position in the input}, ...]}
+    total<TAB>base<TAB>pocketlm<TAB>sentence    (input with a `score`), else total<TAB>sentence
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
 from ..artifact import InputError, atomic_path
 
@@ -46,7 +56,7 @@ class Hypothesis:
 class NBestList:
     """The candidates of one utterance, in the recogniser's order."""
 
-    id: str
+    id: object
     hypotheses: tuple[Hypothesis, ...]
 
 
@@ -65,7 +75,7 @@ def read_text(stream: Iterable[str], name: str = "<stdin>") -> Iterator[NBestLis
         if not line.strip():
             if hyps:
                 count += 1
-                yield NBestList(str(count), tuple(hyps))
+                yield NBestList(count, tuple(hyps))
                 hyps = []
             continue
         value, sep, sentence = line.partition("\t")
@@ -78,10 +88,10 @@ def read_text(stream: Iterable[str], name: str = "<stdin>") -> Iterator[NBestLis
                              f"score, got {line[:60]!r}")
         hyps.append(Hypothesis(sentence, {"score": score}))
     if hyps:
-        yield NBestList(str(count + 1), tuple(hyps))
+        yield NBestList(count + 1, tuple(hyps))
 
 
-def parse_json_list(line: str, where: str, default_id: str) -> NBestList:
+def parse_json_list(line: str, where: str, default_id: object) -> NBestList:
     """One JSON-lines n-best list; ``where`` (``file:line``) prefixes any error."""
     shape = 'expected {"id": ..., "hypotheses": [{"text": ..., "score": ...}, ...]}'
     try:
@@ -109,8 +119,7 @@ def parse_json_list(line: str, where: str, default_id: str) -> NBestList:
                                  f"finite number")
             features[key] = number
         hyps.append(Hypothesis(h["text"], features))
-    ident = row.get("id", default_id)
-    return NBestList(str(ident), tuple(hyps))
+    return NBestList(row.get("id", default_id), tuple(hyps))
 
 
 def read_jsonl(stream: Iterable[str], name: str = "<stdin>") -> Iterator[NBestList]:
@@ -119,7 +128,7 @@ def read_jsonl(stream: Iterable[str], name: str = "<stdin>") -> Iterator[NBestLi
     for number, line in enumerate(stream, 1):
         if line.strip():
             count += 1
-            yield parse_json_list(line, f"{name}:{number}", str(count))
+            yield parse_json_list(line, f"{name}:{number}", count)
 
 
 def _kaldi_lines(path: Path) -> Iterator[tuple[int, str, str, int]]:
@@ -181,7 +190,8 @@ def read_kaldi(text: str | os.PathLike[str],
             for utt, keys in order.items()]
 
 
-def read_nbest(stream: IO[str], fmt: str = "auto", name: str = "<stdin>") -> Iterator[NBestList]:
+def read_nbest(stream: Iterable[str], fmt: str = "auto",
+               name: str = "<stdin>") -> Iterator[NBestList]:
     """Lists of a ``text`` or ``jsonl`` stream (``auto``: JSON when the first non-blank line
     starts with ``{``). Kaldi n-best needs several files: use :func:`read_kaldi`."""
     if fmt not in ("auto", "text", "jsonl"):
@@ -226,3 +236,41 @@ def write_kaldi(lists: Iterable[NBestList], folder: str | os.PathLike[str]) -> N
         with atomic_path(folder / f"{feature}_cost") as tmp:
             tmp.write_text("".join(f"{key} {-h.features.get(feature, 0.0)!r}\n"
                                    for key, h in rows), encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One hypothesis after rescoring: its weighted ``total``, its ``index`` in the input list,
+    its features (the input's and the language models'), and its unknown words when counted."""
+
+    text: str
+    total: float
+    index: int
+    features: Mapping[str, float]
+    oov: int | None = None
+
+
+def ranked_json(ident: object, ranked: Iterable[Ranked]) -> str:
+    """One JSON line for a rescored list (the input's feature ``score`` becomes
+    ``base_score``: ``score`` is the total)."""
+    rows = []
+    for r in ranked:
+        row: dict[str, object] = {"text": r.text, "score": r.total}
+        row.update({"base_score" if k == "score" else k: v for k, v in r.features.items()})
+        if r.oov is not None:
+            row["oov"] = r.oov
+        row["index"] = r.index
+        rows.append(row)
+    return json.dumps({"id": ident, "hypotheses": rows})
+
+
+def ranked_text(ranked: Iterable[Ranked]) -> list[str]:
+    """``total<TAB>base<TAB>pocketlm<TAB>sentence`` lines where the input gave the recogniser's
+    ``score`` (else ``total<TAB>sentence``), and a blank line after the list."""
+    lines = []
+    for r in ranked:
+        f = r.features
+        middle = (f"{f['score']:.4f}\t{f['pocketlm']:.4f}\t"
+                  if "score" in f and "pocketlm" in f else "")
+        lines.append(f"{r.total:.4f}\t{middle}{r.text}")
+    return [*lines, ""]
