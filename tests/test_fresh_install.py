@@ -83,6 +83,16 @@ def test_runtime_only_install(fresh_bin: Path, toy_model: Path) -> None:
     rescore = _run([pocketlm, "rescore", "--model", str(toy_model)], input=nbest, timeout=120)
     assert rescore.returncode == 0, rescore.stderr
     assert rescore.stdout.splitlines()[0].endswith("\tthe cat sees the ball .")
+    lists = json.dumps({"id": "u1", "hypotheses": [{"text": "the cat sea the ball .",
+                                                    "acoustic": -1.0},
+                                                   {"text": "the cat sees the ball .",
+                                                    "acoustic": -1.5}]}) + "\n"
+    for extra in ([], ["--weights", "acoustic=1,pocketlm=1"]):
+        rescore = _run([pocketlm, "rescore", "--model", str(toy_model), "--json", *extra],
+                       input=lists, timeout=120)
+        assert rescore.returncode == 0, rescore.stderr
+        best = json.loads(rescore.stdout)["hypotheses"][0]
+        assert best["text"] == "the cat sees the ball ." and "pocketlm" in best
 
     generate = _run([pocketlm, "generate", "--model", str(toy_model), "--seed", "3",
                      "--num", "2", "--json"], timeout=120)
