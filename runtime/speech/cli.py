@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -156,35 +156,33 @@ def run(lm: LanguageModel, nbest: IO[str], options: RescoreOptions) -> None:
 def _streamed(lm: LanguageModel, nbest: IO[str], options: RescoreOptions) -> Iterator[str]:
     """The base case, ``--batch-size`` hypotheses at a time: pocketlm's ln P and the tokens from
     the score graph (:meth:`LanguageModel.rescore_batch`)."""
-    name = getattr(nbest, "name", "<stdin>")
-    pending: list[NBestList] = []
-    size = 0
-    lists = read_nbest(tracked(nbest, "rescore"), options.fmt, name)
-    for nb in _then_none(lists):
-        if nb is not None:
-            pending.append(nb)
-            size += len(nb.hypotheses)
-            if size < options.batch_size:
-                continue
-        if not pending:
-            break
-        results = lm.rescore_batch([[h.text for h in p.hypotheses] for p in pending],
-                                   [[h.features.get("score", 0.0) for h in p.hypotheses]
-                                    for p in pending],
+    lists = read_nbest(tracked(nbest, "rescore"), options.fmt, getattr(nbest, "name", "<stdin>"))
+    for batch in _batches(lists, options.batch_size):
+        results = lm.rescore_batch([[h.text for h in nb.hypotheses] for nb in batch],
+                                   [[h.features.get("score", 0.0) for h in nb.hypotheses]
+                                    for nb in batch],
                                    weight=0.0, bos=options.bos, eos=options.eos, batch_size=64)
-        for p, scored in zip(pending, results):
+        for nb, scored in zip(batch, results):
             scored = sorted(scored, key=lambda r: r.index)
-            rows = [{**p.hypotheses[r.index].features, "score": r.base_score,
+            rows = [{**nb.hypotheses[r.index].features, "score": r.base_score,
                      "pocketlm": r.lm_logprob, "words": float(r.words)} for r in scored]
             ranked = rank(rows, [r.sentence for r in scored], options.base_weights, options.top,
                           [r.oov for r in scored])
-            yield from [ranked_json(p.id, ranked)] if options.as_json else ranked_text(ranked)
-        pending, size = [], 0
+            yield from [ranked_json(nb.id, ranked)] if options.as_json else ranked_text(ranked)
 
 
-def _then_none(items: Iterator[NBestList]) -> Iterator[NBestList | None]:
-    yield from items
-    yield None
+def _batches(lists: Iterable[NBestList], size: int) -> Iterator[list[NBestList]]:
+    """Whole lists, at least ``size`` hypotheses a batch (the last may hold fewer)."""
+    batch: list[NBestList] = []
+    count = 0
+    for nb in lists:
+        batch.append(nb)
+        count += len(nb.hypotheses)
+        if count >= size:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch
 
 
 def _featurised(lm: LanguageModel, nbest: IO[str], options: RescoreOptions
