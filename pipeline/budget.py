@@ -7,7 +7,7 @@ evaluation on a slice of the validation split, and then fixes the number of step
 the largest that fits the budget with the evaluations and the final test evaluation it implies.
 From then on the run is exactly the run ``--max-steps N`` would be; ``N`` is recorded in the
 checkpoint manifest (``config.max_steps`` and ``budget``), so ``train --max-steps N`` reproduces
-it, weight for weight. The trainer calls two things here::
+it, weight for weight. The trainer uses it in three calls::
 
     probe = Probe(warmup, schedule, step, out)   # before the first step: when the plan is due
     probe.timed(step, seconds) -> due            # after each step, until due

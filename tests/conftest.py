@@ -145,8 +145,8 @@ def salad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     of docs/runtime.md): fp32 graphs only."""
     from pocketlm.export.config import ExportConfig
     from pocketlm.export.onnx_export import export
-    from pocketlm.pipeline.ingest import IngestConfig, ingest
     from pocketlm.pipeline.config import TrainConfig
+    from pocketlm.pipeline.ingest import IngestConfig, ingest
     from pocketlm.pipeline.train import train
 
     root = tmp_path_factory.mktemp("salad")
