@@ -29,7 +29,7 @@ def option(help: str, **cli: Any) -> dict[str, Any]:
     """Field metadata from which the limits and the command-line option are derived: ``help``,
     and optionally ``minimum``/``maximum`` (with ``min_open``/``max_open``), ``choices`` (names
     or a callable listing them), ``name``, ``multiple``, ``cli=False``, a ``note`` for the
-    error."""
+    error, ``integer=True`` for a number the JavaScript package must check is whole."""
     return {"help": help, **cli}
 
 
