@@ -38,7 +38,7 @@ def test_batches(model_dir: Path, data_dir: Path) -> list[dict[str, np.ndarray]]
     """The score graph's inputs for the test split, batched by the runtime's rule (sorted by
     length, at most 64 rows and the runtime's float budget per batch)."""
     from pocketlm.runtime import read_manifest
-    from pocketlm.runtime.model import BATCH_FLOATS
+    from pocketlm.runtime.scoring import BATCH_FLOATS
 
     manifest = read_manifest(data_dir, "data")
     split = manifest["splits"]["test"]
@@ -86,7 +86,7 @@ def profile(path: Path, feeds: list[dict[str, Any]], threads: int, raw: Path | N
     """Run ``feeds`` through ``path`` with the profiler on; per-node sums (microseconds)."""
     import onnxruntime as ort
 
-    from pocketlm.runtime.model import session_options
+    from pocketlm.runtime.graphs import session_options
 
     options = session_options(threads)
     options.enable_profiling = True

@@ -158,7 +158,7 @@ def bench_iobinding(model: Path, repeats: int, steps: int = 500) -> None:
     from pocketlm.runtime import LanguageModel, graphs
 
     lm = LanguageModel(model, threads=1)
-    session = lm._sessions[graphs.STEP]
+    session = lm.core.session(graphs.STEP)
     feeds = {graphs.TOKEN: np.array([5], dtype=np.int64), **lm.initial_state(1)}
     binding = session.io_binding()
     for name, value in feeds.items():

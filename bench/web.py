@@ -65,7 +65,7 @@ def python_speed(model: Path, precision: str, threads: int, lines: list[str], wo
     from pocketlm.runtime import LanguageModel
 
     lm = LanguageModel(model, precision=precision, threads=threads, verify=False)
-    tokens = sum(len(ids) + 1 for ids in lm._encode_batch(lines))
+    tokens = sum(len(ids) + 1 for ids in lm.core.encode_batch(lines))
     t0 = time.perf_counter()
     lm.score_batch(lines)
     score = (time.perf_counter() - t0) * 1000 / tokens

@@ -23,6 +23,8 @@ import click
 
 from . import inputs
 from .artifact import read_manifest
+from .options import click_options
+from .sampling import SamplingConfig
 from .web import web
 from .group import (PocketLMGroup, batch_option, json_option, load_model, model_option,
                     precision_option, scoring_options, setup_logging, threads_option)
@@ -119,23 +121,13 @@ def perplexity(model_dir: Path, sentences: tuple[str, ...], batch_size: int, pre
 @cli.command()
 @model_option
 @click.option("--prompt", default="", help="Text to continue (default: a new sentence).")
-@click.option("--max-words", type=click.IntRange(min=0), default=30, show_default=True)
-@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="0 is greedy.")
-@click.option("--top-k", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Sample among the k likeliest words (0: all).")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0,
-              show_default=True, help="Nucleus sampling threshold.")
-@click.option("--seed", type=int, default=None, help="Seed for repeatable samples.")
-@click.option("--num", type=click.IntRange(min=1), default=1, show_default=True,
-              help="How many samples, generated together in one batch.")
-@click.option("--stop", multiple=True, help="A word that ends a sample (kept); repeatable.")
+@click_options(SamplingConfig)   # --max-words ... --stop: the settings, declared once
 @precision_option
 @threads_option
 @json_option
 def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, top_k: int,
-             top_p: float, seed: int | None, num: int, stop: tuple[str, ...], precision: str,
-             threads: int | None, as_json: bool) -> None:
+             top_p: float, seed: int | None, num_samples: int, stop: tuple[str, ...],
+             precision: str, threads: int | None, as_json: bool) -> None:
     """Generate text word by word until <eos> (one sample is printed as it is produced)."""
     from .results import detokenize
 
@@ -143,7 +135,7 @@ def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, t
     settings: dict[str, Any] = dict(max_words=max_words, temperature=temperature, top_k=top_k,
                                     top_p=top_p, seed=seed, stop=stop)
     head = prompt.strip()
-    if num == 1 and not as_json:
+    if num_samples == 1 and not as_json:
         words: list[str] = []
         printed = ""
         click.echo(head, nl=False)
@@ -155,7 +147,7 @@ def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, t
             printed = text
         click.echo("")
         return
-    for g in lm.samples(prompt, num_samples=num, **settings):
+    for g in lm.samples(prompt, num_samples=num_samples, **settings):
         if as_json:
             click.echo(json.dumps({"prompt": prompt, "generated": g.text, "words": g.words,
                                    "logprobs": g.logprobs, "finish": g.finish}))

@@ -1,6 +1,12 @@
-"""What every part of :class:`~pocketlm.runtime.LanguageModel` stands on: the model folder read
-and checked, its tokenizer, and one onnxruntime session per graph (names from
-:mod:`pocketlm.runtime.graphs`). Scoring, the state API and generation build on this class."""
+"""What every part of :class:`~pocketlm.runtime.model.LanguageModel` stands on: the model folder
+read and checked, its tokenizer, and one onnxruntime session per graph (names from
+:mod:`pocketlm.runtime.graphs`). The stepper, scorer and generator each hold one
+:class:`SessionCore` and use only its public interface::
+
+    folder/manifest.json ─read_manifest─▶ manifest, vocab_size, unk_id, eos_id, state_spec
+    folder/tokenizer.json ─tokenizers─▶   tokenize / encode_batch / token_text / contains
+    folder/score*.onnx, step*.onnx ─▶     run(graph, feeds) -> the graph's outputs
+"""
 
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ def clean_text(text: str) -> str:
     return text
 
 
-class ModelCore:
+class SessionCore:
     """A model folder opened for inference: manifest, vocabulary, special ids, sessions.
 
     ``precision="int8"`` uses the quantised graphs when the folder has them; ``threads`` sets
@@ -79,9 +85,19 @@ class ModelCore:
                 raise ArtifactError(f"{file}: onnxruntime cannot load it ({exc}); "
                                     f"re-export the model") from exc
 
+    def session(self, graph: str) -> Any:
+        """The onnxruntime ``InferenceSession`` of ``graph`` (``graphs.SCORE`` or
+        ``graphs.STEP``), for benchmarks that drive it directly."""
+        return self._sessions[graph]
+
+    def run(self, graph: str, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One run of ``graph`` (``graphs.SCORE`` or ``graphs.STEP``): its outputs in the
+        graph's order. ``feeds`` are not checked here (see :meth:`check_ids`)."""
+        return list(self._sessions[graph].run(None, feeds))
+
     # -- vocabulary ---------------------------------------------------------------------------
 
-    def __contains__(self, word: object) -> bool:
+    def contains(self, word: object) -> bool:
         """True when ``word`` (after the tokenizer's normalisation) is in the vocabulary."""
         if not isinstance(word, str):
             return False
@@ -96,12 +112,15 @@ class ModelCore:
         """The vocabulary entry of token id ``token``."""
         return str(self.tokenizer.id_to_token(int(token)))
 
-    def _encode_batch(self, sentences: Sequence[str]) -> list[list[int]]:
+    def encode_batch(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Token ids of many sentences (no ``<eos>`` markers), tokenised in one call."""
         # encode_batch_fast skips character offsets (a third of the tokenizer's time here)
         encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
         return [enc.ids for enc in encode([clean_text(s) for s in sentences])]
 
-    def _check_ids(self, ids: np.ndarray, where: str) -> np.ndarray:
+    def check_ids(self, ids: np.ndarray, where: str) -> np.ndarray:
+        """``ids`` as int64 when they are integer ids inside the vocabulary, else
+        :class:`InputError` naming ``where``."""
         if ids.size and ids.dtype.kind not in "iu":
             raise InputError(f"{where}: token ids must be integers, got {ids.dtype}")
         ids = ids.astype(np.int64, copy=False)

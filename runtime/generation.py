@@ -1,7 +1,7 @@
 """Generation: sample continuations word by word through the step graph.
 
-One sampling loop, :class:`Sampler`, serves :meth:`~Generating.samples` (several rows at once),
-:meth:`~Generating.generate` (their text) and :meth:`~Generating.stream` (one row, a word at a
+One sampling loop, :class:`Sampler`, serves :meth:`~Generator.samples` (several rows at once),
+:meth:`~Generator.generate` (their text) and :meth:`~Generator.stream` (one row, a word at a
 time). Each round draws one token per active row and feeds the rows that go on::
 
     state [rows] ─pick─▶ token per row ─┬─ <eos>: row done, state kept (``<eos>`` not fed)
@@ -10,6 +10,9 @@ time). Each round draws one token per active row and feeds the rows that go on::
 
 The sampler knows the model only through a narrow step interface (``feed(ids, state) ->
 state``, ``token_text(id)``, the ``<eos>``/``<unk>`` ids), so it never imports the model class.
+:class:`Generator` builds it from a :class:`~pocketlm.runtime.core.SessionCore` and a
+:class:`~pocketlm.runtime.state.Stepper`. The settings' defaults and limits are
+:class:`~pocketlm.runtime.sampling.SamplingConfig`'s.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from .artifact import InputError
+from .core import SessionCore
 from .results import Generation, detokenize
-from .sampling import SplitMix64, generators, pick
-from .state import State, StateAPI
+from .sampling import DEFAULTS, SamplingConfig, SplitMix64, generators, pick
+from .state import State, Stepper
 
 
 class Sampler:
@@ -94,7 +98,7 @@ class Sampler:
 
 
 class GenerationStream(Iterator[Any]):
-    """The iterator :meth:`Generating.stream` returns: one sample, a word per ``next``; see
+    """The iterator :meth:`Generator.stream` returns: one sample, a word per ``next``; see
     there. ``state``, ``words``, ``logprobs`` and ``finish`` describe what was produced so far."""
 
     def __init__(self, sampler: Sampler, with_logprobs: bool) -> None:
@@ -134,56 +138,65 @@ class GenerationStream(Iterator[Any]):
         return detokenize(self.words)
 
 
-class Generating(StateAPI):
-    """``samples``, ``generate`` and ``stream``."""
+class Generator:
+    """``samples``, ``generate`` and ``stream`` for the model folder ``core``, stepping with
+    ``stepper``."""
 
-    def _sampler(self, prompt: str, max_words: int, temperature: float, top_k: int,
-                 top_p: float, seed: int | None, allow_unk: bool, num_samples: int,
-                 stop: Iterable[str], state: State | None) -> Sampler:
-        if not (max_words >= 0 and temperature >= 0 and top_k >= 0 and 0 < top_p <= 1):
-            raise InputError("generate needs max_words >= 0, temperature >= 0, top_k >= 0 "
-                             "and 0 < top_p <= 1")
-        if num_samples < 1:
-            raise InputError(f"num_samples must be at least 1, got {num_samples}")
-        stop_ids = self._stop_ids(stop)
+    def __init__(self, core: SessionCore, stepper: Stepper) -> None:
+        self.core, self.stepper = core, stepper
+
+    def sampler(self, prompt: str, max_words: int, temperature: float, top_k: int,
+                top_p: float, seed: int | None, allow_unk: bool, num_samples: int,
+                stop: Iterable[str], state: State | None) -> Sampler:
+        """The sampling loop for these settings (checked against :class:`SamplingConfig`),
+        the prompt already fed."""
+        SamplingConfig(max_words=max_words, temperature=temperature, top_k=top_k, top_p=top_p,
+                       num_samples=num_samples)
+        core, stepper = self.core, self.stepper
+        stop_ids = self.stop_ids(stop)
         rngs = generators(seed, num_samples)   # sample i draws from its own generator
         if state is None:
-            state = self.begin(1)
+            state = stepper.begin(1)
         elif not isinstance(state, State) or len(state) != 1:
             raise InputError("generation continues from a one-row State")
-        for token in self.tokenize(prompt):
-            state = self._step_state(np.array([token], dtype=np.int64), state)
-        return Sampler(self._step_state, self.token_text, self.eos_id,
-                       None if allow_unk else self.unk_id,
+        for token in core.tokenize(prompt):
+            state = stepper.feed(np.array([token], dtype=np.int64), state)
+        return Sampler(stepper.feed, core.token_text, core.eos_id,
+                       None if allow_unk else core.unk_id,
                        state.select(np.zeros(num_samples, np.int64)), max_words, temperature,
                        top_k, top_p, rngs, stop_ids)
 
-    def _stop_ids(self, stop: Iterable[str]) -> set[int]:
+    def stop_ids(self, stop: Iterable[str]) -> set[int]:
+        """The token ids of the stop words (a string is one word); each must be one token."""
         if isinstance(stop, str):
             stop = [stop]
         ids = set()
         for word in stop:
-            got = self.tokenize(word)
+            got = self.core.tokenize(word)
             if len(got) != 1:
                 raise InputError(f"stop word {word!r} is {len(got)} tokens; give single words")
             ids.add(got[0])
         return ids
 
-    def samples(self, prompt: str = "", max_words: int = 30, temperature: float = 1.0,
-                top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                allow_unk: bool = False, *, num_samples: int = 1, stop: Iterable[str] = (),
+    def samples(self, prompt: str = "", max_words: int = DEFAULTS.max_words,
+                temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k,
+                top_p: float = DEFAULTS.top_p, seed: int | None = DEFAULTS.seed,
+                allow_unk: bool = DEFAULTS.allow_unk, *,
+                num_samples: int = DEFAULTS.num_samples, stop: Iterable[str] = DEFAULTS.stop,
                 state: State | None = None) -> list[Generation]:
         """``num_samples`` continuations of ``prompt``, sampled together through the step graph
         (the prompt is fed once), each a :class:`Generation` with words, log-probabilities and
         the state to continue from. ``stop``: words that end a sample (and are kept);
         ``state``: continue from a one-row state instead of a new sentence. Other arguments as
         :meth:`generate`."""
-        return self._sampler(prompt, max_words, temperature, top_k, top_p, seed, allow_unk,
-                             num_samples, stop, state).results()
+        return self.sampler(prompt, max_words, temperature, top_k, top_p, seed, allow_unk,
+                            num_samples, stop, state).results()
 
-    def generate(self, prompt: str = "", max_words: int = 30, temperature: float = 1.0,
-                 top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-                 allow_unk: bool = False, *, num_samples: int = 1, stop: Iterable[str] = (),
+    def generate(self, prompt: str = "", max_words: int = DEFAULTS.max_words,
+                 temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k,
+                 top_p: float = DEFAULTS.top_p, seed: int | None = DEFAULTS.seed,
+                 allow_unk: bool = DEFAULTS.allow_unk, *,
+                 num_samples: int = DEFAULTS.num_samples, stop: Iterable[str] = DEFAULTS.stop,
                  state: State | None = None) -> str | list[str]:
         """Continue ``prompt`` word by word until ``<eos>``, a ``stop`` word or ``max_words``.
 
@@ -199,13 +212,14 @@ class Generating(StateAPI):
                                               stop=stop, state=state)]
         return texts[0] if num_samples == 1 else texts
 
-    def stream(self, prompt: str = "", max_words: int = 30, temperature: float = 1.0,
-               top_k: int = 0, top_p: float = 1.0, seed: int | None = None,
-               allow_unk: bool = False, *, stop: Iterable[str] = (), state: State | None = None,
-               logprobs: bool = False) -> GenerationStream:
+    def stream(self, prompt: str = "", max_words: int = DEFAULTS.max_words,
+               temperature: float = DEFAULTS.temperature, top_k: int = DEFAULTS.top_k,
+               top_p: float = DEFAULTS.top_p, seed: int | None = DEFAULTS.seed,
+               allow_unk: bool = DEFAULTS.allow_unk, *, stop: Iterable[str] = DEFAULTS.stop,
+               state: State | None = None, logprobs: bool = False) -> GenerationStream:
         """Like :meth:`generate` for one sample, but an iterator that yields each word as soon
         as it is produced (``(word, logprob)`` pairs with ``logprobs=True``). The same seed gives
         the same words as :meth:`generate`. After (or during) the loop the iterator's ``state``,
         ``words``, ``logprobs`` and ``finish`` describe what was produced so far."""
-        return GenerationStream(self._sampler(prompt, max_words, temperature, top_k, top_p,
-                                              seed, allow_unk, 1, stop, state), logprobs)
+        return GenerationStream(self.sampler(prompt, max_words, temperature, top_k, top_p,
+                                             seed, allow_unk, 1, stop, state), logprobs)

@@ -1,5 +1,9 @@
 """N-best rescoring: re-rank a recogniser's hypotheses by base score + weight x LM log-probability
-+ word penalty x words, every hypothesis of every list scored in the same batches."""
++ word penalty x words, every hypothesis of every list scored in the same batches::
+
+    n-best lists ─flatten─▶ hypotheses ─Scorer.predicted─▶ LM log-prob each
+                 ─▶ base + weight * LM + penalty * words ─▶ each list sorted best first
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,15 @@ import numpy as np
 
 from .artifact import InputError
 from .results import Rescored
-from .scoring import Scoring
+from .core import SessionCore
+from .scoring import Scorer
 
 
-class Rescoring(Scoring):
-    """``rescore`` and ``rescore_batch``."""
+class Rescorer:
+    """``rescore`` and ``rescore_batch`` for the model folder ``core``, scored by ``scorer``."""
+
+    def __init__(self, core: SessionCore, scorer: Scorer) -> None:
+        self.core, self.scorer = core, scorer
 
     def rescore(self, hypotheses: Sequence[str], base_scores: Sequence[float] | None = None, *,
                 weight: float = 1.0, word_penalty: float = 0.0, bos: bool = True,
@@ -52,8 +60,8 @@ class Rescoring(Scoring):
                         or not math.isfinite(float(b)):
                     raise InputError(f"rescore: base scores must be finite numbers, got {b!r}")
             flat.extend(hyps)
-        id_lists = self._encode_batch(flat)
-        logprobs = self._predicted(id_lists, batch_size, bos)
+        id_lists = self.core.encode_batch(flat)
+        logprobs = self.scorer.predicted(id_lists, batch_size, bos)
         out: list[list[Rescored]] = []
         pos = 0
         for hyps, base in zip(nbest_lists, base_scores):
@@ -65,6 +73,6 @@ class Rescoring(Scoring):
                 words = len(ids)
                 items.append(Rescored(hyp, float(b) + weight * lm_lp + word_penalty * words,
                                       float(b), lm_lp, words,
-                                      sum(1 for t in ids if t == self.unk_id), j))
+                                      sum(1 for t in ids if t == self.core.unk_id), j))
             out.append(sorted(items, key=lambda r: -r.score))
         return out

@@ -20,15 +20,22 @@ One token from a row of float32 log-probabilities, all in float64 and in this or
 
 Sums are left-to-right float64 additions (``numpy.cumsum``), as the JavaScript package
 (``web/src/sampling.js``) does them, so the same log-probabilities give the same token.
+
+The settings (``max_words``, ``temperature``, ``top_k``, ``top_p``, ``seed``, ``num_samples``,
+``stop``, ``allow_unk``) are declared once, in :class:`SamplingConfig`: their defaults and limits
+feed the generation methods' signatures and checks, the ``pocketlm generate`` options and the
+JavaScript package's ``web/src/constants.js`` (``web/tools/constants.py``).
 """
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .artifact import InputError
+from .options import check_fields, option
 
 _MASK = (1 << 64) - 1
 _GAMMA = 0x9E3779B97F4A7C15
@@ -66,14 +73,44 @@ class SplitMix64:
         return (self.next() >> 11) * (1.0 / 9007199254740992)
 
 
+@dataclass(frozen=True)
+class SamplingConfig:
+    """The generation settings, their defaults and limits (checked when built)."""
+
+    max_words: int = field(default=30, metadata=option(
+        "Most words to generate per sample.", minimum=0, integer=True))
+    temperature: float = field(default=1.0, metadata=option("0 is greedy.", minimum=0))
+    top_k: int = field(default=0, metadata=option(
+        "Sample among the k likeliest words (0: all).", minimum=0, integer=True))
+    top_p: float = field(default=1.0, metadata=option(
+        "Nucleus sampling threshold.", minimum=0, maximum=1, min_open=True))
+    seed: int | None = field(default=None, metadata=option(
+        "Seed for repeatable samples.", integer=True))
+    num_samples: int = field(default=1, metadata=option(
+        "How many samples, generated together in one batch.", minimum=1, integer=True,
+        name="--num"))
+    stop: tuple[str, ...] = field(default=(), metadata=option(
+        "A word that ends a sample (kept); repeatable.", multiple=True))
+    allow_unk: bool = field(default=False, metadata=option(
+        "Let <unk> be generated.", cli=False))
+
+    def __post_init__(self) -> None:
+        check_fields(self, "generate")
+
+
+#: The default settings: the generation methods' keyword defaults.
+DEFAULTS = SamplingConfig()
+
+
 def generators(seed: int | None, count: int) -> list[SplitMix64]:
     """The generators of samples 0..count-1 for ``seed`` (``None``: a random seed)."""
     base = secrets.randbits(64) if seed is None else seed
     return [SplitMix64.for_sample(base, i) for i in range(count)]
 
 
-def pick(logprobs: np.ndarray, rng: SplitMix64, temperature: float = 1.0, top_k: int = 0,
-         top_p: float = 1.0, banned: int | None = None) -> int:
+def pick(logprobs: np.ndarray, rng: SplitMix64, temperature: float = DEFAULTS.temperature,
+         top_k: int = DEFAULTS.top_k, top_p: float = DEFAULTS.top_p,
+         banned: int | None = None) -> int:
     """One token id sampled from a row of log-probabilities by the procedure above; ``banned``
     (``<unk>`` unless it is allowed) is never picked."""
     z = np.asarray(logprobs, dtype=np.float64).reshape(-1).copy()

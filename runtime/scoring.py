@@ -6,6 +6,10 @@ One score-graph run takes a batch of sentences of similar length::
 
     sentences ─sort by length─▶ chunks of <= batch_size rows and <= BATCH_FLOATS floats
               ─score.onnx─▶ logprobs [rows, longest + 1] ─▶ each row cut to its own length
+
+:class:`Scorer` does this over a :class:`~pocketlm.runtime.core.SessionCore` and steps long
+sentences with a :class:`~pocketlm.runtime.state.Stepper`; :meth:`Scorer.predicted` is what
+rescoring builds on.
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ import numpy as np
 
 from . import graphs
 from .artifact import InputError
-from .core import clean_text
+from .core import SessionCore, clean_text
 from .results import SentenceScore, WordScore
-from .state import StateAPI
+from .state import Stepper
 
 #: Floats (batch x length x vocabulary) one score-graph run may produce: batches are cut to it
 #: (for a 10,000-word vocabulary about 24 sentences of 35 words: 10-20% faster than fixed
@@ -30,21 +34,26 @@ BATCH_FLOATS = 1 << 23
 SCORE_BUDGET = 1 << 25
 
 
-class Scoring(StateAPI):
-    """``score``, ``analyze``, ``full_scores``, ``perplexity`` and ``rank``."""
+class Scorer:
+    """``score``, ``analyze``, ``full_scores``, ``perplexity`` and ``rank`` for the model folder
+    ``core``, stepping with ``stepper`` where the score graph would need too much memory."""
+
+    def __init__(self, core: SessionCore, stepper: Stepper) -> None:
+        self.core, self.stepper = core, stepper
 
     # -- whole-sentence scoring ---------------------------------------------------------------
 
-    def _predicted(self, id_lists: Sequence[Sequence[int]], batch_size: int,
+    def predicted(self, id_lists: Sequence[Sequence[int]], batch_size: int,
                    bos: bool) -> list[np.ndarray]:
         """ln P of each predicted token of each id list: len(ids) + 1 values, the final
         ``<eos>`` last. With ``bos=False`` the first value (the first word, or the ``<eos>`` of
         an empty list) is context and 0."""
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
+        vocab_size, eos_id = self.core.vocab_size, self.core.eos_id
         results: list[np.ndarray] = [np.empty(0)] * len(id_lists)
         order = sorted(range(len(id_lists)), key=lambda i: len(id_lists[i]))
-        long_rows = [i for i in order if (len(id_lists[i]) + 1) * self.vocab_size > SCORE_BUDGET]
+        long_rows = [i for i in order if (len(id_lists[i]) + 1) * vocab_size > SCORE_BUDGET]
         if not bos:
             long_rows = order
         long_set = set(long_rows)
@@ -53,40 +62,40 @@ class Scoring(StateAPI):
         while start < len(short):
             end = start + 1
             while (end < len(short) and end - start < batch_size
-                   and (end + 1 - start) * (len(id_lists[short[end]]) + 1) * self.vocab_size
+                   and (end + 1 - start) * (len(id_lists[short[end]]) + 1) * vocab_size
                    <= BATCH_FLOATS):
                 end += 1
             chunk = short[start:end]
             start = end
             lengths = np.array([len(id_lists[i]) + 1 for i in chunk], dtype=np.int64)
-            tokens = np.full((len(chunk), int(lengths.max())), self.eos_id, dtype=np.int64)
+            tokens = np.full((len(chunk), int(lengths.max())), eos_id, dtype=np.int64)
             for row, i in enumerate(chunk):
                 tokens[row, :len(id_lists[i])] = id_lists[i]
-            (logprobs,) = self._sessions[graphs.SCORE].run(
-                None, {graphs.TOKENS: tokens, graphs.LENGTHS: lengths})
+            (logprobs,) = self.core.run(graphs.SCORE,
+                                        {graphs.TOKENS: tokens, graphs.LENGTHS: lengths})
             for row, i in enumerate(chunk):
                 results[i] = logprobs[row, :lengths[row]].astype(np.float64)
         # rows of similar length step together, at most batch_size at a time
         for start in range(0, len(long_rows), batch_size):
             chunk = long_rows[start:start + batch_size]
-            for i, values in zip(chunk, self._by_steps([id_lists[i] for i in chunk], bos)):
+            for i, values in zip(chunk, self.by_steps([id_lists[i] for i in chunk], bos)):
                 results[i] = values
         return results
 
-    def _by_steps(self, id_lists: Sequence[Sequence[int]], bos: bool) -> list[np.ndarray]:
-        """What :meth:`_predicted` returns, computed with the step graph (rows in lockstep)."""
-        rows = len(id_lists)
-        targets = [list(ids) + [self.eos_id] for ids in id_lists]
+    def by_steps(self, id_lists: Sequence[Sequence[int]], bos: bool) -> list[np.ndarray]:
+        """What :meth:`predicted` returns, computed with the step graph (rows in lockstep)."""
+        rows, eos_id, stepper = len(id_lists), self.core.eos_id, self.stepper
+        targets = [list(ids) + [eos_id] for ids in id_lists]
         width = max(len(t) for t in targets)
-        padded = np.full((rows, width), self.eos_id, dtype=np.int64)
+        padded = np.full((rows, width), eos_id, dtype=np.int64)
         for r, target in enumerate(targets):
             padded[r, :len(target)] = target
         out = np.zeros((rows, width), dtype=np.float64)
-        state = self.begin(rows) if bos else self.null_state(rows)
+        state = stepper.begin(rows) if bos else stepper.null_state(rows)
         for t in range(width):
             out[:, t] = state.logprobs[np.arange(rows), padded[:, t]]
             if t + 1 < width:
-                state = self._step_state(padded[:, t], state)
+                state = stepper.feed(padded[:, t], state)
         return [out[r, :len(target)] for r, target in enumerate(targets)]
 
     def full_scores(self, sentence: str, bos: bool = True, eos: bool = True) -> list[WordScore]:
@@ -94,12 +103,13 @@ class Scoring(StateAPI):
 
         With ``bos=False`` the first token has no context to be predicted from and scores 0."""
         text = clean_text(sentence)
-        enc = self.tokenizer.encode(text)
-        logprobs = self._predicted([enc.ids], 1, bos)[0]
+        core = self.core
+        enc = core.tokenizer.encode(text)
+        logprobs = self.predicted([enc.ids], 1, bos)[0]
         words = [text[a:b] for a, b in enc.offsets] + ["<eos>"]
-        tokens = [self.token_text(i) for i in enc.ids] + ["<eos>"]
-        ids = list(enc.ids) + [self.eos_id]
-        scores = [WordScore(w, t, float(lp), i == self.unk_id)
+        tokens = [core.token_text(i) for i in enc.ids] + ["<eos>"]
+        ids = list(enc.ids) + [core.eos_id]
+        scores = [WordScore(w, t, float(lp), i == core.unk_id)
                   for w, t, lp, i in zip(words, tokens, logprobs, ids)]
         return scores if eos else scores[:-1]
 
@@ -111,15 +121,15 @@ class Scoring(StateAPI):
         no context, so its first word is context and not predicted (a fragment). ``eos=True``
         adds ln P(<eos> | sentence); ``eos=False`` leaves the sentence open (a prefix)."""
         sentences = list(sentences)
-        id_lists = self._encode_batch(sentences)
-        logprobs = self._predicted(id_lists, batch_size, bos)
+        id_lists = self.core.encode_batch(sentences)
+        logprobs = self.predicted(id_lists, batch_size, bos)
         out = []
         for s, ids, lp in zip(sentences, id_lists, logprobs):
             if not eos:
                 lp = lp[:-1]
             predicted = len(lp) - (0 if bos or not len(lp) else 1)
             out.append(SentenceScore(s, float(lp.sum()), predicted,
-                                     sum(1 for i in ids if i == self.unk_id)))
+                                     sum(1 for i in ids if i == self.core.unk_id)))
         return out
 
     def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:

@@ -10,10 +10,12 @@ and then runs one step::
     advance_batch(state, ws) -> one token per row, one step-graph run      B rows
     end(state) / end_batch(state) -> state.logprobs[<eos>]
 
-Under it sits the low-level raw-array layer, :meth:`StateAPI.initial_state` and
-:meth:`StateAPI.step`: the step graph itself, with the state as a dict of arrays keyed by the
+Under it sits the low-level raw-array layer, :meth:`Stepper.initial_state` and
+:meth:`Stepper.step`: the step graph itself, with the state as a dict of arrays keyed by the
 graph's input names and no distribution kept. Use it to drive the graph from your own loop; use
-``begin``/``advance``/``end`` for everything else.
+``begin``/``advance``/``end`` for everything else. :class:`Stepper` does all this over one
+:class:`~pocketlm.runtime.core.SessionCore`; :meth:`Stepper.feed` is what the scorer and the
+generator step with.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from . import graphs
 from .artifact import InputError
-from .core import ModelCore
+from .core import SessionCore
 
 
 class State:
@@ -81,9 +83,12 @@ class State:
                      np.concatenate([s.logprobs for s in states], axis=0))
 
 
-class StateAPI(ModelCore):
+class Stepper:
     """``begin``/``advance``/``end`` and their batch forms over :class:`State`, on top of the raw
-    step graph (``initial_state``/``step``)."""
+    step graph (``initial_state``/``step``), for the model folder ``core``."""
+
+    def __init__(self, core: SessionCore) -> None:
+        self.core = core
 
     # -- the raw-array layer ------------------------------------------------------------------
 
@@ -91,7 +96,7 @@ class StateAPI(ModelCore):
         """Zero recurrent state for the step graph, keyed by its input names (low level: see
         :meth:`begin` for the state API)."""
         state = {}
-        for spec in self.state_spec:
+        for spec in self.core.state_spec:
             shape = [batch if d == graphs.BATCH else int(d) for d in spec["shape"]]
             state[spec["input"]] = np.zeros(shape, dtype=np.float32)
         return state
@@ -101,30 +106,32 @@ class StateAPI(ModelCore):
         """One run of the step graph for a batch of token ids: returns the next-token
         log-probabilities ``[batch, vocab]`` and the new state (low level: see :meth:`advance`).
         Ids outside the vocabulary or a state of the wrong shape raise :class:`InputError`."""
-        ids = self._check_ids(np.atleast_1d(np.asarray(tokens)), "step")
+        core = self.core
+        ids = core.check_ids(np.atleast_1d(np.asarray(tokens)), "step")
         if ids.ndim != 1:
             raise InputError(f"step: tokens must be 1-D (one id per row), got shape "
                              f"{list(ids.shape)}")
-        if not isinstance(state, dict) or sorted(state) != sorted(self.state_names):
-            raise InputError(f"step: state must be a dict with keys {self.state_names} (from "
+        if not isinstance(state, dict) or sorted(state) != sorted(core.state_names):
+            raise InputError(f"step: state must be a dict with keys {core.state_names} (from "
                              f"initial_state)")
         feeds: dict[str, np.ndarray] = {graphs.TOKEN: ids}
-        for spec in self.state_spec:
+        for spec in core.state_spec:
             value = np.asarray(state[spec["input"]], dtype=np.float32)
             expected = [len(ids) if d == graphs.BATCH else int(d) for d in spec["shape"]]
             if list(value.shape) != expected:
                 raise InputError(f"step: {spec['input']} has shape {list(value.shape)}, "
                                  f"expected {expected} for {len(ids)} tokens")
             feeds[spec["input"]] = value
-        outputs = self._sessions[graphs.STEP].run(None, feeds)
-        new_state = {spec["input"]: out for spec, out in zip(self.state_spec, outputs[1:])}
+        outputs = core.run(graphs.STEP, feeds)
+        new_state = {spec["input"]: out for spec, out in zip(core.state_spec, outputs[1:])}
         return outputs[0], new_state
 
-    def _step_state(self, ids: np.ndarray, state: State) -> State:
-        """Feed one (checked) token per row: the state after it, with its distribution."""
+    def feed(self, ids: np.ndarray, state: State) -> State:
+        """Feed one token per row (int64 ids already checked, one per row of ``state``): the
+        state after it, with its distribution."""
         feeds: dict[str, np.ndarray] = {graphs.TOKEN: ids, **state.arrays}
-        outputs = self._sessions[graphs.STEP].run(None, feeds)
-        return State({n: o for n, o in zip(self.state_names, outputs[1:])}, outputs[0])
+        outputs = self.core.run(graphs.STEP, feeds)
+        return State({n: o for n, o in zip(self.core.state_names, outputs[1:])}, outputs[0])
 
     # -- the state API ------------------------------------------------------------------------
 
@@ -134,19 +141,19 @@ class StateAPI(ModelCore):
         if rows < 1:
             raise InputError(f"a state needs at least one row, got {rows}")
         return State(self.initial_state(rows),
-                     np.zeros((rows, self.vocab_size), dtype=np.float32))
+                     np.zeros((rows, self.core.vocab_size), dtype=np.float32))
 
     def begin(self, rows: int = 1) -> State:
         """``rows`` hypotheses at the start of a sentence (zero state, ``<eos>`` fed), as
         :meth:`score` starts with ``bos=True``."""
-        return self._step_state(np.full(rows, self.eos_id, dtype=np.int64),
-                                self.null_state(rows))
+        return self.feed(np.full(rows, self.core.eos_id, dtype=np.int64), self.null_state(rows))
 
-    def _word_ids(self, word: str | int, where: str) -> list[int]:
+    def word_ids(self, word: str | int, where: str) -> list[int]:
+        """The token ids of ``word`` (a string, tokenised, or a checked token id)."""
         if isinstance(word, (int, np.integer)) and not isinstance(word, bool):
-            return [int(self._check_ids(np.asarray([word]), where)[0])]
+            return [int(self.core.check_ids(np.asarray([word]), where)[0])]
         if isinstance(word, str):
-            return self.tokenize(word)
+            return self.core.tokenize(word)
         raise InputError(f"{where}: a word is a str or a token id (int), got "
                          f"{type(word).__name__}")
 
@@ -161,9 +168,9 @@ class StateAPI(ModelCore):
             raise InputError("advance takes a one-row State (from begin(), null_state() or "
                              "advance); use advance_batch for several rows")
         total = 0.0
-        for token in self._word_ids(word, "advance"):
+        for token in self.word_ids(word, "advance"):
             total += float(state.logprobs[0, token])
-            state = self._step_state(np.array([token], dtype=np.int64), state)
+            state = self.feed(np.array([token], dtype=np.int64), state)
         return total, state
 
     def advance_batch(self, state: State,
@@ -175,11 +182,11 @@ class StateAPI(ModelCore):
             raise InputError("advance_batch takes a State (from begin(), null_state() or "
                              "advance)")
         if isinstance(words, np.ndarray):
-            ids = self._check_ids(words.reshape(-1), "advance_batch")
+            ids = self.core.check_ids(words.reshape(-1), "advance_batch")
         else:
             flat = []
             for w in words:
-                got = self._word_ids(w, "advance_batch")
+                got = self.word_ids(w, "advance_batch")
                 if len(got) != 1:
                     raise InputError(f"advance_batch: {w!r} is {len(got)} tokens; give one "
                                      f"token per row (or use advance for one row)")
@@ -189,14 +196,14 @@ class StateAPI(ModelCore):
             raise InputError(f"advance_batch: {len(ids)} tokens for a state of {len(state)} "
                              f"rows")
         logps = state.logprobs[np.arange(len(ids)), ids].astype(np.float64)
-        return logps, self._step_state(ids, state)
+        return logps, self.feed(ids, state)
 
     def end(self, state: State) -> float:
         """ln P(<eos> | a one-row state): the end of the sentence."""
         if not isinstance(state, State) or len(state) != 1:
             raise InputError("end takes a one-row State; use end_batch for several rows")
-        return float(state.logprobs[0, self.eos_id])
+        return float(state.logprobs[0, self.core.eos_id])
 
     def end_batch(self, state: State) -> np.ndarray:
         """ln P(<eos> | each row), float64 [rows]."""
-        return state.logprobs[:, self.eos_id].astype(np.float64)
+        return state.logprobs[:, self.core.eos_id].astype(np.float64)

@@ -133,7 +133,7 @@ def test_number_folding_tokenizer(tmp_path: Path, kjv_data: Path) -> None:
     tokenizer.save(str(path))
     texts = lines + HOSTILE[:-1] + ["chapter 12:3, verse 4.5 and ٣ and 7x and x7 ¹²"]
     ours = node({"tokenizer": str(path), "tokenize": texts})["tokenize"]
-    from pocketlm.runtime.model import clean_text
+    from pocketlm.runtime.core import clean_text
 
     assert ours == [tokenizer.encode(clean_text(t)).ids for t in texts]
 

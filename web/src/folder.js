@@ -2,10 +2,11 @@
 // Python runtime's artifact module does: every problem is an ArtifactError of one line that
 // names the file and the fix.
 
+import { FORMAT_VERSION } from './constants.js';
 import { ArtifactError } from './errors.js';
 
-/** The manifest layout this package reads; a manifest of another major version is refused. */
-export const FORMAT_VERSION = '1.0';
+// FORMAT_VERSION (constants.js, generated from the Python runtime) is the manifest layout this
+// package reads; a manifest of another major version is refused.
 export const MANIFEST = 'manifest.json';
 const REMAKE = 're-create it with `pocketlm export`';
 

@@ -10,13 +10,13 @@
 
 import { ArtifactError, InputError, PocketLMError } from './errors.js';
 import { MANIFEST, checkFile, checkManifest, missingFile, neededFiles } from './folder.js';
+import { BATCH_FLOATS, SAMPLING, SCORE_BUDGET } from './constants.js';
 import { SplitMix64, checkSampling, pick } from './sampling.js';
 import { Tokenizer } from './tokenizer.js';
 
-/** Log-probabilities one score-graph run may produce (as the Python runtime's BATCH_FLOATS). */
-export const BATCH_FLOATS = 1 << 23;
-/** A sentence whose (length x vocabulary) exceeds this goes through the step graph. */
-export const SCORE_BUDGET = 1 << 25;
+// BATCH_FLOATS: log-probabilities one score-graph run may produce; SCORE_BUDGET: a sentence whose
+// (length x vocabulary) exceeds it goes through the step graph (both the Python runtime's).
+export { BATCH_FLOATS, SCORE_BUDGET };
 
 const NO_SPACE_BEFORE = /^[.,;:!?)\]}'"]+$/;
 const NO_SPACE_AFTER = new Set(['(', '[', '{', "'"]);
@@ -261,8 +261,11 @@ export class LanguageModel {
    * [word, logprob] with logprobs: true). The same seed gives the same words as the Python
    * runtime's generate/stream.
    */
-  async* stream(prompt = '', { maxWords = 30, temperature = 1, topK = 0, topP = 1, seed = null,
-    allowUnk = false, stop = [], state = null, logprobs = false } = {}) {
+  async* stream(prompt = '', { maxWords = SAMPLING.maxWords.default,
+    temperature = SAMPLING.temperature.default, topK = SAMPLING.topK.default,
+    topP = SAMPLING.topP.default, seed = SAMPLING.seed.default,
+    allowUnk = SAMPLING.allowUnk.default, stop = SAMPLING.stop.default, state = null,
+    logprobs = false } = {}) {
     checkSampling({ maxWords, temperature, topK, topP });
     const stopIds = this._stopIds(stop);
     const rng = SplitMix64.forSample(seed, 0);

@@ -15,7 +15,11 @@
 //   7. one draw u; target = u * (sum of w in index order); the token is the first index whose
 //      running sum (index order) exceeds target (rounding guard: the last nonzero w)
 // Sums are plain left-to-right float64 additions (numpy's cumsum does the same).
+//
+// The settings' defaults and limits are SAMPLING (constants.js, generated from the Python
+// runtime's SamplingConfig by web/tools/constants.py).
 
+import { SAMPLING } from './constants.js';
 import { InputError } from './errors.js';
 
 const MASK = (1n << 64n) - 1n;
@@ -68,17 +72,40 @@ function argmax(z) {
   return best;
 }
 
-/** Check generation settings; throws InputError. */
-export function checkSampling({ maxWords, temperature, topK, topP }) {
-  if (!(maxWords >= 0 && temperature >= 0 && topK >= 0 && topP > 0 && topP <= 1)
-      || !Number.isInteger(maxWords) || !Number.isInteger(topK)) {
-    throw new InputError('generate needs an integer maxWords >= 0, temperature >= 0, an integer ' +
-      'topK >= 0 and 0 < topP <= 1');
+/** The limits of a setting in words: '>= 0', 'in (0, 1]', with 'an integer' when it must be one. */
+function limitText({ minimum, maximum, minOpen, maxOpen, integer }) {
+  const kind = integer ? 'an integer ' : '';
+  if (minimum !== undefined && maximum !== undefined) {
+    return `${kind}in ${minOpen ? '(' : '['}${minimum}, ${maximum}${maxOpen ? ')' : ']'}`;
+  }
+  if (minimum !== undefined) return `${kind}${minOpen ? '>' : '>='} ${minimum}`;
+  return `${kind}${maxOpen ? '<' : '<='} ${maximum}`;
+}
+
+function inside(value, { minimum, maximum, minOpen, maxOpen, integer }) {
+  if (typeof value !== 'number' || Number.isNaN(value)) return false;
+  if (integer && !Number.isInteger(value)) return false;
+  if (minimum !== undefined && (value < minimum || (minOpen && value === minimum))) return false;
+  return !(maximum !== undefined && (value > maximum || (maxOpen && value === maximum)));
+}
+
+/**
+ * Check generation settings ({maxWords, temperature, topK, topP, ...}) against their limits in
+ * SAMPLING; throws InputError naming the first one outside them.
+ */
+export function checkSampling(settings) {
+  for (const [name, value] of Object.entries(settings)) {
+    const limits = SAMPLING[name];
+    if (!limits || (limits.minimum === undefined && limits.maximum === undefined)) continue;
+    if (!inside(value, limits)) {
+      throw new InputError(`generate: ${name} must be ${limitText(limits)}, got ${value}`);
+    }
   }
 }
 
 /** One token id sampled from a row of log-probabilities (see the procedure above). */
-export function pick(logprobs, rng, { temperature = 1, topK = 0, topP = 1, banned = null } = {}) {
+export function pick(logprobs, rng, { temperature = SAMPLING.temperature.default,
+  topK = SAMPLING.topK.default, topP = SAMPLING.topP.default, banned = null } = {}) {
   const vocab = logprobs.length;
   const z = Float64Array.from(logprobs);
   if (banned !== null) z[banned] = -Infinity;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { InputError } from '../src/errors.js';
+import { SAMPLING } from '../src/constants.js';
 import { SplitMix64, checkSampling, pick } from '../src/sampling.js';
 
 test('SplitMix64 matches the reference outputs', () => {
@@ -43,4 +44,13 @@ test('bad settings are InputErrors', () => {
   assert.throws(() => checkSampling({ maxWords: 3, temperature: -1, topK: 0, topP: 1 }), InputError);
   assert.throws(() => checkSampling({ maxWords: 3, temperature: 1, topK: 0, topP: 0 }), InputError);
   assert.throws(() => SplitMix64.forSample(1.5), InputError);
+  assert.throws(() => checkSampling({ maxWords: 2.5 }), /maxWords must be an integer >= 0, got 2.5/);
+  assert.throws(() => checkSampling({ topP: 1.5 }), /topP must be in \(0, 1\], got 1.5/);
+  assert.throws(() => checkSampling({ temperature: NaN }), InputError);
+});
+
+test('the defaults pass their own limits, and so do the edges', () => {
+  const defaults = Object.fromEntries(Object.entries(SAMPLING).map(([k, v]) => [k, v.default]));
+  checkSampling(defaults);
+  checkSampling({ maxWords: 0, temperature: 0, topK: 0, topP: 1e-9 });
 });
