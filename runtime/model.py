@@ -37,8 +37,6 @@ from .sampling import DEFAULTS
 from .scoring import Scorer
 from .state import State, Stepper
 
-# State is importable from here as well as from state.py (runtime/speech imports it so)
-__all__ = ["LanguageModel", "State"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 

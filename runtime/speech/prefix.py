@@ -18,7 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..model import LanguageModel, State
+from ..model import LanguageModel
+from ..state import State
 from .wordstep import Prepared, WordStepper
 
 

@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..artifact import InputError, PocketLMError
-from ..model import LanguageModel, State
+from ..model import LanguageModel
+from ..state import State
 from .wordstep import WordStepper
 
 LN10 = math.log(10.0)

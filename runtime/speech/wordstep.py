@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..artifact import InputError
-from ..model import LanguageModel, State
+from ..model import LanguageModel
+from ..state import State
 
 #: Punctuation a speech transcript leaves out that pocketlm's KJV vocabulary has.
 DEFAULT_HIDDEN = (",", ".", ":", ";", "?", "!")
