@@ -13,7 +13,7 @@ layout are declared once, in :mod:`pocketlm.runtime.graphs`, which the runtime r
 
 Export checks every graph with ``onnx.checker``, compares onnxruntime with torch on random inputs
 of several shapes, and writes nothing if any difference exceeds the tolerance. ``int8`` adds
-dynamically quantised copies (``*.int8.onnx``) next to the fp32 graphs.
+int8 copies (``*.int8.onnx``, export/quantize.py) next to the fp32 graphs.
 """
 
 from __future__ import annotations
@@ -167,13 +167,15 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                     dynamic[name], config.opset)
         for spec in graph_specs.values():
             onnx.checker.check_model(str(tmp / spec["files"]["fp32"]), full_check=True)
-        precisions = {"fp32": graphs.graph_files("fp32")}
+        precisions, int8_scales = {"fp32": graphs.graph_files("fp32")}, None
         if config.int8:
-            from .quantize import quantize_graph
+            from .quantize import calibration_tokens, quantize_graphs
 
             precisions["int8"] = graphs.graph_files("int8")
-            for name, file in precisions["int8"].items():
-                quantize_graph(tmp / graph_specs[name]["files"]["fp32"], tmp / file)
+            int8_scales = quantize_graphs(tmp, {name: (graph_specs[name]["files"]["fp32"], file)
+                                                for name, file in precisions["int8"].items()},
+                                          calibration_tokens(model, ckpt["data"].get("path"),
+                                                             config.seed))
         # each precision's weights once, in one file both graphs reference; checked below
         shared = {p: portable.share_weights(tmp, list(files.values()), graphs.weights_file(p))
                   for p, files in precisions.items()}
@@ -229,7 +231,7 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
             "export": {**asdict(config), "exporter": "torch.onnx (TorchScript)",
                        "check_shapes": [list(s) for s in CHECK_SHAPES],
                        "max_abs_diff": checks, "bytes": sizes, "int8_note": int8_note,
-                       "shared_weights": shared},
+                       "shared_weights": shared, "int8_activations": int8_scales},
             "versions": package_versions("torch", "onnx", "onnxruntime"),
         }
         (tmp / "README.md").write_text(_model_card(body), encoding="utf-8")

@@ -84,8 +84,9 @@ def dynamic_axes(state_names: Sequence[str]) -> dict[str, dict[str, dict[int, st
 
 def session_options(threads: int | None = None) -> Any:
     """The onnxruntime session options pocketlm uses: all graph optimisations (the levels
-    measured within noise of each other, bench/runtime_speed.py), sequential execution, one
-    inter-op thread, ``threads`` intra-op threads (``None``: onnxruntime's default)."""
+    measured within noise of each other, bench/runtime_speed.py), constant int8 weights
+    dequantised once when the graph loads, sequential execution, one inter-op thread,
+    ``threads`` intra-op threads (``None``: onnxruntime's default)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -93,6 +94,9 @@ def session_options(threads: int | None = None) -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
+    # fold DequantizeLinear of constant weights at load time (an int8 graph's LSTM weights,
+    # docs/artifacts.md "int8 variants") instead of dequantising them at every call
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
     if threads:
         options.intra_op_num_threads = int(threads)
     return options

@@ -24,9 +24,9 @@ DRIVER = WEB / "tools" / "driver.js"
 N_VERSES = 200
 #: fp32 graphs: largest |Node - Python| in nats per sentence.
 FP32_TOLERANCE = 1e-4
-#: int8 graphs: largest |Node - Python| in nats per predicted token. Dynamic quantisation
-#: rounds activations to 8 bits at run time, so kernels of other CPUs (or of wasm) may round a
-#: value the other way; one flipped step moves a log-probability by far less than this.
+#: int8 graphs: largest |Node - Python| in nats per predicted token. Activations are rounded to
+#: 8 bits (with scales fixed at export), so float kernels of other CPUs (or of wasm) may round a
+#: value near a step the other way; one flipped step moves a log-probability by far less than this.
 INT8_TOLERANCE_PER_TOKEN = 1e-2
 #: Prompts of the seeded-generation comparison, and the words each must produce.
 PROMPTS = ["", "and the lord said", "in the beginning", "my son ,", "blessed are the"]

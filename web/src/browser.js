@@ -38,6 +38,7 @@ export async function loadModel(base, { precision = 'fp32', threads = 1, verify 
     },
     createSession: (name, bytes, shared) => ort.InferenceSession.create(bytes, {
       executionProviders: ['wasm'], graphOptimizationLevel: 'all',
+      extra: { session: { disable_quant_qdq: '1' } }, // int8 LSTM weights dequantised at load
       ...(shared ? { externalData: [{ path: shared.name, data: shared.bytes }] } : {}),
     }),
   };

@@ -27,6 +27,8 @@ export async function loadModel(dir, { precision = 'fp32', threads = 0, verify =
   const options = {
     executionProviders: ['cpu'], graphOptimizationLevel: 'all', executionMode: 'sequential',
     interOpNumThreads: 1, logSeverityLevel: 3, ...(threads ? { intraOpNumThreads: threads } : {}),
+    // int8 graphs: dequantise the LSTM's constant int8 weights once, at load (runtime/graphs.py)
+    extra: { session: { disable_quant_qdq: '1' } },
   };
   const source = {
     where: dir,
