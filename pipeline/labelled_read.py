@@ -220,7 +220,12 @@ def read_source(config: IngestConfig, cols: Columns, fmt: str) -> Source:
         files["train"] = expand_files(config.data_files, "--data-files")
     if files:
         every_path = [p for paths in files.values() for p in paths]
-        conll = fmt == "conll" or all(p.suffix.lower() in CONLL_SUFFIXES for p in every_path)
+        is_conll = [p.suffix.lower() in CONLL_SUFFIXES for p in every_path]
+        conll = fmt == "conll" or all(is_conll)
+        if not conll and any(is_conll):
+            other = every_path[is_conll.index(False)]
+            raise PocketLMError(f"{other}: not a .conll file, beside .conll files; pass "
+                                f"--format conll to read every file as CoNLL")
         parts: dict[str, list[Row]] = {}
         found = []
         for split, paths in files.items():
