@@ -204,16 +204,17 @@ def _labels_of(src: Source, cols: Columns) -> tuple[list[str], dict[str, list[An
     if not named["train"]:
         raise PocketLMError("the train split is empty; pass examples to train on")
     labels = label_list(cols.task, named["train"], src.class_names)
-    seen = set(named["train"]) if cols.task == "classify" else {
-        t[2:] for tags in named["train"] for t in tags if t != "O"}
+    def kinds(value: Any) -> list[str]:  # a label, or the entity types of a tag sequence
+        return [value] if cols.task == "classify" else [t[2:] for t in value if t != "O"]
+
+    seen = {k for value in named["train"] for k in kinds(value)}
+    what = "label" if cols.task == "classify" else "entity type"
     for split in ("valid", "test"):
         for row, value in zip(src.rows[split], named[split]):
-            unseen = ([value] if cols.task == "classify" else
-                      [t for t in value if t != "O" and t[2:] not in seen])
-            for name in unseen:
-                if (name if cols.task == "classify" else name[2:]) not in seen:
+            for kind in kinds(value):
+                if kind not in seen:
                     raise PocketLMError(
-                        f"{row.where}: field {column!r}: label {name!r} of the {split} split "
+                        f"{row.where}: field {column!r}: {what} {kind!r} of the {split} split "
                         f"never occurs in train (train has {len(seen)}: "
                         f"{', '.join(sorted(seen)[:20])}); fix the label or add train examples")
     return labels, named

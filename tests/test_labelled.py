@@ -192,7 +192,7 @@ def test_tag_conll_files(tmp_path: Path) -> None:
                    "--format conll")
     one_line_error(invoke("ingest", "--task", "tag", "--format", "conll", "--train-files",
                           str(train), "--test-files", str(test), "--out", str(out)),
-                   "test.txt: line 1", "'B-LOC'", "never occurs in train")
+                   "test.txt: line 1", "entity type 'LOC'", "never occurs in train")
     assert not out.exists()
     test.write_text("Blackburn\tB-PER\nis\tO\n\n", encoding="utf-8")
     ok("ingest", "--task", "tag", "--format", "conll", "--train-files", str(train),
@@ -265,7 +265,7 @@ def test_tag_type_unseen_in_train(tmp_path: Path) -> None:
     test = tmp_path / "test.conll"
     test.write_text("Anna B-PER\n\nin O\nParis B-LOC\n", encoding="utf-8")
     _fails(tmp_path, ["--task", "tag", "--train-files", str(train), "--test-files", str(test)],
-           "test.conll: line 3", "'B-LOC'", "never occurs in train")
+           "test.conll: line 3", "entity type 'LOC'", "never occurs in train")
 
 
 @pytest.mark.parametrize("text", ["", "   ", "..."])
@@ -308,3 +308,15 @@ def test_out_exists(tmp_path: Path) -> None:
                           "--out", str(out)), "--overwrite")
     ok("ingest", "--task", "classify", "--data-files", str(source), "--out", str(out),
        "--overwrite")
+
+
+def test_every_labelled_field_is_an_ingest_option() -> None:
+    """The labelled options are LabelledConfig's fields, with their defaults (declared once)."""
+    import dataclasses
+
+    from pocketlm.pipeline.options import option_name
+    from pocketlm.stages.cli import stages
+
+    params = {p.name: p for p in stages.commands["ingest"].params}
+    for f in dataclasses.fields(LabelledConfig):
+        assert option_name(f.name) in params[f.name].opts and params[f.name].default == f.default
