@@ -62,7 +62,7 @@ def wnut17(data: Path) -> dict[str, Tagged]:
     """WNUT-17 sentences as (tokens, tags)."""
     files = {"train": "wnut17train.conll", "valid": "emerging.dev.conll",
              "test": "emerging.test.annotated"}
-    return {split: [(r.tokens or [], list(r.label)) for r in read_conll(data / "wnut17" / f,
+    return {split: [(list(r.value), list(r.label)) for r in read_conll(data / "wnut17" / f,
                                                                         "utf-8")]
             for split, f in files.items()}
 
