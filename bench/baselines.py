@@ -8,7 +8,7 @@
   ±1 (word and shape) and ±2 (word); entity precision / recall / F1 at span level with CoNLL
   rules (exact type and boundaries), over the original tokens.
 
-Needs the ``bench`` extra (scikit-learn; sklearn-crfsuite, which brings python-crfsuite)::
+Needs the ``bench`` extra (scikit-learn, python-crfsuite)::
 
     python bench/baselines.py --data ../shared/data > bench/results/baselines.jsonl
     python bench/baselines.py --only sst2,trec
