@@ -14,6 +14,7 @@ Sentences: "<subject> <verb> <object> [in <place>] <end>" with names for some su
 from __future__ import annotations
 
 import random
+import warnings
 from pathlib import Path
 
 import torch
@@ -129,9 +130,12 @@ def build_folder(task: str, out: Path, steps: int = 150, seed: int = 0) -> Path:
     tokenizer.save(str(out / "tokenizer.json"))
     example = _batch(tokenizer, ["Anna sees the cat in Paris !", "a dog ."])
     fp32 = out / graphs.task_graph_file(task)
-    torch.onnx.export(net, example, str(fp32), input_names=list(graphs.TASK_INPUTS),
-                      output_names=[graphs.LOGPROBS], dynamic_axes=graphs.task_dynamic_axes(task),
-                      opset_version=17, dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript exporter's notices about itself
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, example, str(fp32), input_names=list(graphs.TASK_INPUTS),
+                          output_names=[graphs.LOGPROBS],
+                          dynamic_axes=graphs.task_dynamic_axes(task), opset_version=17,
+                          dynamo=False)
     quantize_graph(fp32, out / graphs.task_graph_file(task, "int8"))
     precisions = ("fp32", "int8")
     for p in precisions:
