@@ -49,9 +49,17 @@ async function answer(request) {
       out.steps.push(total + lm.end(state));
     }
   }
-  if (request.classify) out.classify = await lm.predict(request.classify, { topK: request.topK || 1 });
+  if (request.classify) {
+    const t0 = performance.now();
+    out.classify = await lm.predict(request.classify, { topK: request.topK || 1 });
+    out.classifyMs = performance.now() - t0;
+  }
   if (request.logProbs) out.logProbs = (await lm.logProbs(request.logProbs)).map((v) => Array.from(v));
-  if (request.tag) out.tag = await lm.tagBatch(request.tag);
+  if (request.tag) {
+    const t0 = performance.now();
+    out.tag = await lm.tagBatch(request.tag);
+    out.tagMs = performance.now() - t0;
+  }
   if (request.rank) out.rank = await lm.rank(request.rank);
   if (request.fullScores !== undefined) out.fullScores = await lm.fullScores(request.fullScores);
   if (request.generate) {
