@@ -25,8 +25,9 @@ from . import inputs
 from .artifact import read_manifest
 from .options import click_options
 from .sampling import SamplingConfig
+from .task_cli import classify, tag
 from .web import web
-from .group import (PocketLMGroup, batch_option, json_option, load_model, model_option,
+from .group import (PocketLMGroup, batch_option, json_option, model_option, open_language_model,
                     precision_option, scoring_options, setup_logging, threads_option)
 
 
@@ -55,7 +56,7 @@ def score(model_dir: Path, sentences: tuple[str, ...], bos: bool, eos: bool, bat
 
     The empty sentence is scored too: ln P(<eos> | <eos>).
     """
-    lm = load_model(model_dir, precision, threads)
+    lm = open_language_model(model_dir, precision, threads)
     for batch in inputs.batches(inputs.sentences(sentences, "score"), batch_size):
         for s in lm.analyze(batch, bos=bos, eos=eos):
             if as_json:
@@ -80,7 +81,7 @@ def _finite(value: float) -> float | None:
 def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, threads: int | None,
          as_json: bool) -> None:
     """Order CANDIDATES (or stdin lines) best first by log-probability."""
-    lm = load_model(model_dir, precision, threads)
+    lm = open_language_model(model_dir, precision, threads)
     ranked = lm.rank(list(inputs.sentences(candidates, "rank")))
     if as_json:
         click.echo(json.dumps([{"rank": i + 1, "sentence": s.sentence, "logprob": s.logprob,
@@ -100,7 +101,7 @@ def rank(model_dir: Path, candidates: tuple[str, ...], precision: str, threads: 
 def perplexity(model_dir: Path, sentences: tuple[str, ...], batch_size: int, precision: str,
                threads: int | None, as_json: bool) -> None:
     """Perplexity over SENTENCES (or stdin lines, streamed); blank lines are skipped."""
-    lm = load_model(model_dir, precision, threads)
+    lm = open_language_model(model_dir, precision, threads)
     total, tokens, lines = 0.0, 0, 0
     for batch in inputs.batches((s for s in inputs.sentences(sentences, "perplexity") if s.strip()),
                           batch_size):
@@ -131,7 +132,7 @@ def generate(model_dir: Path, prompt: str, max_words: int, temperature: float, t
     """Generate text word by word until <eos> (one sample is printed as it is produced)."""
     from .results import detokenize
 
-    lm = load_model(model_dir, precision, threads)
+    lm = open_language_model(model_dir, precision, threads)
     settings: dict[str, Any] = dict(max_words=max_words, temperature=temperature, top_k=top_k,
                                     top_p=top_p, seed=seed, stop=stop)
     head = prompt.strip()
@@ -169,7 +170,7 @@ def info(model_dir: Path, verify: bool, as_json: bool) -> None:
         "path": str(model_dir), "format_version": m.get("format_version"),
         "model": model, "vocab_size": m.get("vocab_size"),
         "special_tokens": m.get("special_tokens"),
-        "precisions": sorted(m["graphs"]["score"]["files"]),
+        "precisions": sorted({p for g in m["graphs"].values() for p in g["files"]}),
         "graphs": {name: {"inputs": g["inputs"], "outputs": g["outputs"],
                           "files": {p: {"file": f, "bytes": sizes.get(f)}
                                     for p, f in g["files"].items()}}
@@ -204,6 +205,8 @@ def info(model_dir: Path, verify: bool, as_json: bool) -> None:
 
 
 cli.add_command(web)  # pocketlm web: the page (runtime/web.py)
+cli.add_command(classify)  # pocketlm classify (runtime/task_cli.py)
+cli.add_command(tag)  # pocketlm tag (runtime/task_cli.py)
 
 
 def main() -> None:

@@ -8,6 +8,15 @@ declared once. Export writes what this module declares; the runtime reads it bac
 ``s`` runs over the cell's state names (``h`` and ``c`` for an LSTM, ``h`` otherwise); the
 manifest's ``state`` list records, per name, its input, its output and its shape with the batch
 axis written ``"batch"``.
+
+A task model's folder (a classifier, a tagger) holds one graph named by its task instead, over
+the word pieces and their features (runtime/features.py; padding 0 beyond each length)::
+
+    classify.onnx  tokens + shapes + suffixes [B, L] + lengths [B]  ->  logprobs [B, C]
+    tag.onnx       tokens + shapes + suffixes [B, L] + lengths [B]  ->  logprobs [B, L, T]
+
+``C`` labels, ``T`` tags: log-softmax over the manifest's ``labels``; rows of ``tag``'s output
+beyond a sentence's length are ignored. Every length is at least 1.
 """
 
 from __future__ import annotations
@@ -47,6 +56,44 @@ def weights_file(precision: str = "fp32") -> str:
     """The external-data file both graphs of ``precision`` share (the manifest's ``weights``)."""
     suffix = "" if precision == "fp32" else f".{precision}"
     return f"weights{suffix}.onnx.data"
+
+
+#: The task graphs, each named by its task (a task model's folder holds exactly one).
+CLASSIFY, TAG = "classify", "tag"
+TASK_GRAPHS = (CLASSIFY, TAG)
+#: The word-feature inputs of the task graphs (shape and suffix ids, runtime/features.py).
+WORD_SHAPES, SUFFIXES = "shapes", "suffixes"
+#: The inputs of every task graph, in order.
+TASK_INPUTS = (TOKENS, WORD_SHAPES, SUFFIXES, LENGTHS)
+
+
+def task_graph_file(task: str, precision: str = "fp32") -> str:
+    """File name of ``task``'s graph at ``precision`` (``classify.onnx``, ``tag.int8.onnx``)."""
+    _check_task(task)
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return f"{task}{suffix}.onnx"
+
+
+def task_graph_specs(task: str, precisions: Sequence[str] = ("fp32",)) -> dict[str, Any]:
+    """The manifest's ``graphs`` entry of a task model: its one graph, with a file per
+    precision."""
+    return {task: {"inputs": list(TASK_INPUTS), "outputs": [LOGPROBS],
+                   "files": {p: task_graph_file(task, p) for p in precisions}}}
+
+
+def task_dynamic_axes(task: str) -> dict[str, dict[int, str]]:
+    """The axes of ``task``'s graph inputs and output that vary (batch, length)."""
+    _check_task(task)
+    axes: dict[str, dict[int, str]] = {name: {0: BATCH, 1: "length"}
+                                       for name in (TOKENS, WORD_SHAPES, SUFFIXES)}
+    axes[LENGTHS] = {0: BATCH}
+    axes[LOGPROBS] = {0: BATCH} if task == CLASSIFY else {0: BATCH, 1: "length"}
+    return axes
+
+
+def _check_task(task: str) -> None:
+    if task not in TASK_GRAPHS:
+        raise ValueError(f"no task graph {task!r}; the task graphs are {', '.join(TASK_GRAPHS)}")
 
 
 #: The operator list of the ORT-format graphs, for onnxruntime's minimal builds.

@@ -171,9 +171,15 @@ scoring_options = _shared(bos_option, eos_option, batch_option, precision_option
                           threads_option, json_option)
 
 
-def load_model(model_dir: Path, precision: str = "fp32",
-               threads: int | None = None) -> LanguageModel:
-    """Open a model folder with the runtime (imported here: ``--help`` needs no onnxruntime)."""
+def open_language_model(model_dir: Path, precision: str = "fp32",
+                        threads: int | None = None) -> LanguageModel:
+    """Open a language model folder for a command (imported here: ``--help`` needs no
+    onnxruntime); a classify or tag folder is refused in one line naming its command."""
+    from .artifact import read_manifest
     from .model import LanguageModel
+    from .tasks import task_of, wrong_task_message
 
+    task = task_of(read_manifest(model_dir, "model", verify=False))
+    if task != "lm":
+        raise PocketLMError(wrong_task_message(model_dir, task, "lm"))
     return LanguageModel(model_dir, precision=precision, threads=threads)

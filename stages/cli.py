@@ -19,7 +19,7 @@ import click
 from pocketlm.export.config import ExportConfig
 from pocketlm.pipeline.ingest import IngestConfig
 from pocketlm.pipeline.labelled import LabelledConfig
-from pocketlm.runtime.group import (STAGES, json_option, load_model, overwrite_option,
+from pocketlm.runtime.group import (STAGES, json_option, open_language_model, overwrite_option,
                                     precision_option, threads_option)
 
 from .options import config_options, pop_config
@@ -139,7 +139,7 @@ def run(out: Path, overwrite: bool, **kw: Any) -> None:
                      progress=False)
     log.info("[3/3] export → %s", out / "model")
     run_export(out / "checkpoint", out / "model", overwrite=overwrite)
-    lm = load_model(out / "model")
+    lm = open_language_model(out / "model")
     click.echo(f"data:        {out / 'data'}")
     click.echo(f"checkpoint:  {out / 'checkpoint'}")
     click.echo(f"model:       {out / 'model'}")

@@ -15,6 +15,7 @@ import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,27 @@ def _restore_logging() -> Iterator[None]:
     saved = (logger.handlers[:], logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def _task_models() -> Any:
+    """tests/task_models.py, which builds the task model folders (tests are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("task_models",
+                                                  Path(__file__).with_name("task_models.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def classify_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real classify model folder (tests/task_models.py): sentence mood, 3 labels."""
+    return _task_models().build_folder("classify", tmp_path_factory.mktemp("classify") / "model")
+
+
+@pytest.fixture(scope="session")
+def tag_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real tag model folder (tests/task_models.py): NAME and PLACE entities."""
+    return _task_models().build_folder("tag", tmp_path_factory.mktemp("tag") / "model")

@@ -39,6 +39,9 @@ def test_python_example_runs(code: str, toy_model: Path, request: pytest.Fixture
     namespace = {"__name__": "__docs__", "model_dir": str(toy_model)}
     if "salad_model_dir" in code:  # the rescoring example needs apple, pear, pair and salad
         namespace["salad_model_dir"] = str(request.getfixturevalue("salad_model"))
+    for task in ("classify", "tag"):  # the classifier and tagger examples
+        if f"{task}_model_dir" in code:
+            namespace[f"{task}_model_dir"] = str(request.getfixturevalue(f"{task}_model"))
     exec(compile(code, "<docs example>", "exec"), namespace)
 
 

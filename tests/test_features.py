@@ -32,3 +32,15 @@ def test_words_keep_their_case_while_ids_are_lowercase() -> None:
     shapes, suffixes = features(words)
     assert [SHAPES[s] for s in shapes] == ["capitalised", "upper", "lower", "punct", "lower"]
     assert suffixes[0] == suffix_id("and")
+
+
+def test_pieces_carry_their_offsets() -> None:
+    from pocketlm.pipeline.ingest import build_tokenizer
+    from pocketlm.runtime.features import pieces_of
+
+    tokenizer = build_tokenizer(["and god said , let there be light"], vocab_size=50)
+    text = "And  GOD\u0301 said, \ud800 let"
+    words, ids, offsets = pieces_of(tokenizer, text)
+    assert words == ["And", "GOD\u0301", "said", ",", "\ufffd", "let"]
+    assert [text[a:b] for a, b in offsets][:4] == words[:4]
+    assert offsets[4] == (16, 17) and words_of(tokenizer, text) == (words, ids)

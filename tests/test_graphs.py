@@ -44,3 +44,30 @@ def test_exported_folder_matches_the_declaration(toy_model: Path) -> None:
 def test_session_options() -> None:
     assert graphs.session_options(2).intra_op_num_threads == 2
     assert graphs.session_options().inter_op_num_threads == 1
+
+
+def test_task_graph_declaration() -> None:
+    """The classify and tag graphs: four inputs, one output, dynamic batch and length."""
+    spec = graphs.task_graph_specs("tag", ("fp32", "int8"))
+    assert spec == {"tag": {"inputs": ["tokens", "shapes", "suffixes", "lengths"],
+                            "outputs": ["logprobs"],
+                            "files": {"fp32": "tag.onnx", "int8": "tag.int8.onnx"}}}
+    axes = graphs.task_dynamic_axes("classify")
+    assert set(axes) == {"tokens", "shapes", "suffixes", "lengths", "logprobs"}
+    assert axes["logprobs"] == {0: "batch"}
+    assert graphs.task_dynamic_axes("tag")["logprobs"] == {0: "batch", 1: "length"}
+    import pytest
+
+    with pytest.raises(ValueError, match="the task graphs are classify, tag"):
+        graphs.task_graph_file("score")
+
+
+def test_task_folders_match_the_declaration(classify_model: Path, tag_model: Path) -> None:
+    import onnx
+
+    for folder, task in ((classify_model, "classify"), (tag_model, "tag")):
+        manifest = read_manifest(folder, "model")
+        assert manifest["graphs"] == graphs.task_graph_specs(task, ("fp32", "int8"))
+        model = onnx.load(str(folder / graphs.task_graph_file(task)), load_external_data=False)
+        assert [i.name for i in model.graph.input] == list(graphs.TASK_INPUTS)
+        assert [o.name for o in model.graph.output] == [graphs.LOGPROBS]

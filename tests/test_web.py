@@ -224,9 +224,11 @@ def test_node_unit_tests() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
-def test_docs_javascript_examples_run(toy_model: Path, tmp_path: Path) -> None:
-    """Every ```js block of docs/web.md runs in Node against the toy model (``modelDir``),
-    importing the package by its name."""
+def test_docs_javascript_examples_run(toy_model: Path, classify_model: Path, tag_model: Path,
+                                      tmp_path: Path) -> None:
+    """Every ```js block of docs/web.md runs in Node against the toy model (``modelDir``) and
+    the test classify and tag folders (``classifyDir``, ``tagDir``), importing the package by
+    its name."""
     import re
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "web.md").read_text(encoding="utf-8")
@@ -236,7 +238,9 @@ def test_docs_javascript_examples_run(toy_model: Path, tmp_path: Path) -> None:
     (tmp_path / "node_modules" / "pocketlm").symlink_to(WEB)
     for i, code in enumerate(blocks):
         script = tmp_path / f"example{i}.mjs"
-        script.write_text(f"const modelDir = {json.dumps(str(toy_model))};\n{code}",
+        script.write_text(f"const modelDir = {json.dumps(str(toy_model))};\n"
+                          f"const classifyDir = {json.dumps(str(classify_model))};\n"
+                          f"const tagDir = {json.dumps(str(tag_model))};\n{code}",
                           encoding="utf-8")
         done = subprocess.run(["node", str(script)], cwd=tmp_path, capture_output=True,
                               text=True, timeout=120)

@@ -55,7 +55,7 @@ import click
 import numpy as np
 
 from ..artifact import InputError, atomic_path
-from ..group import load_model, model_option, scoring_options
+from ..group import model_option, open_language_model, scoring_options
 from ..inputs import tracked
 from .combine import Candidates, cross_validate, tune
 from .nbest import Hypothesis, NBestList, Ranked, ranked_json, ranked_text, read_kaldi, read_nbest
@@ -426,4 +426,4 @@ def rescore(model_dir: Path, nbest: IO[str], fmt: str, weight: float, word_penal
         ngram=ngram, refs=refs, folds=folds, group_sep=group_sep, weights_out=weights_out,
         output=output, top=top, as_json=as_json, bos=bos, eos=eos, batch_size=batch_size,
         search=LatticeSearch(lm_scale, prune, lattice_beam, lattice_history))
-    run(load_model(model_dir, precision, threads), nbest, options)
+    run(open_language_model(model_dir, precision, threads), nbest, options)

@@ -1,4 +1,6 @@
-// The pocketlm page: score a sentence word by word, rank candidates, generate as it streams.
+// The pocketlm page: score a sentence word by word, rank candidates, generate as it streams;
+// for a classify or tag model folder, its own tab instead: label bars, or the text with its
+// entities highlighted.
 // The model folder is ./model/ (or ?model=URL); ?precision=int8 and ?threads=N choose the graphs
 // and the WebAssembly threads (more than 1 only when the page is cross-origin isolated).
 import { detokenize, loadModel, oneLine } from 'pocketlm';
@@ -86,12 +88,87 @@ function guard(action) {
   };
 }
 
+async function classifyText(model) {
+  const [result] = await model.predict([$('classify-text').value], { topK: model.labels.length });
+  $('label-bars').replaceChildren(...result.labels.map(({ label, probability }) => {
+    const li = document.createElement('li');
+    const name = document.createElement('span');
+    name.textContent = label;
+    const bar = document.createElement('span');
+    bar.className = 'bar';
+    bar.style.width = `${(100 * probability).toFixed(1)}%`;
+    const p = document.createElement('span');
+    p.className = 'p';
+    p.textContent = probability.toFixed(3);
+    li.append(name, document.createElement('span'), p);
+    li.children[1].append(bar);
+    li.dataset.label = label;
+    li.dataset.probability = String(probability);
+    return li;
+  }));
+  return result;
+}
+
+/** A hue per entity type, stable across texts. */
+function hue(type, types) {
+  return Math.round((360 * types.indexOf(type)) / Math.max(1, types.length)) + 30;
+}
+
+async function tagText(model) {
+  const text = $('tag-text').value;
+  const result = await model.tag(text);
+  const types = [...new Set(model.labels.filter((l) => l.startsWith('B-')).map((l) => l.slice(2)))];
+  const parts = [];
+  let at = 0;
+  for (const e of result.entities) {
+    parts.push(text.slice(at, e.start));
+    const mark = document.createElement('mark');
+    mark.textContent = e.text;
+    mark.style.setProperty('--hue', hue(e.type, types));
+    mark.dataset.type = e.type;
+    const small = document.createElement('small');
+    small.textContent = e.type;
+    mark.append(small);
+    parts.push(mark);
+    at = e.end;
+  }
+  parts.push(text.slice(at));
+  $('tagged').replaceChildren(...parts);
+  $('entities').replaceChildren(...result.entities.map((e) => {
+    const li = document.createElement('li');
+    li.textContent = `${e.type}: ${e.text} (characters ${e.start}–${e.end}, pieces ${e.first}–${e.last})`;
+    return li;
+  }));
+  return result;
+}
+
+/** The classify or tag tab: shown instead of the language model's sections. */
+async function taskPage(model) {
+  const task = model.task;
+  $('lm-tabs').hidden = true;
+  $(`${task}-tab`).hidden = false;
+  const run = task === 'classify' ? () => classifyText(model) : () => tagText(model);
+  $(`${task}-form`).addEventListener('submit', guard(run));
+  let pending = null;
+  $(`${task}-text`).addEventListener('input', () => {
+    clearTimeout(pending);
+    pending = setTimeout(() => run().catch(showError), 150);
+  });
+  $('model-info').textContent = `Model: ${task}, ${model.labels.length} labels, ${model.precision} graphs.`;
+  await run();
+  window.pocketlm.firstScoreMs = performance.now();
+  for (const button of document.querySelectorAll('button')) button.disabled = false;
+  $('status').textContent = task === 'classify' ? 'Ready: type a text to classify.' : 'Ready: type a text to tag.';
+  return model;
+}
+
 async function main() {
   const lm = await loadModel(params.get('model') || 'model/', {
     precision: params.get('precision') || 'fp32', threads: Number(params.get('threads') || 1),
     wasmPaths: new URL('ort/', location.href).href,
   });
   window.pocketlm.lm = lm;
+  if (lm.task === 'classify' || lm.task === 'tag') return taskPage(lm);
   const m = lm.manifest.model || {};
   $('model-info').textContent = `Model: ${m.cell || ''} ${m.layers || ''}×${m.hidden_size || ''}, ` +
     `${lm.vocabSize.toLocaleString()} words, ${lm.precision} graphs.`;

@@ -10,11 +10,14 @@ import { openModel } from './model.js';
 export * from './errors.js';
 export { LanguageModel, State, detokenize } from './model.js';
 export { SplitMix64, pick } from './sampling.js';
+export { Classifier, Tagger, bioSpans, viterbi } from './tasks.js';
+export { SHAPES, features, shapeId, suffixId } from './features.js';
 export { Tokenizer } from './tokenizer.js';
 export { ort };
 
 /**
- * Open the model folder at URL `base`. Options: precision ('fp32' | 'int8'), threads (wasm
+ * Open the model folder at URL `base` (a LanguageModel, Classifier or Tagger, by its task).
+ * Options: precision ('fp32' | 'int8'), threads (wasm
  * threads; more than 1 needs a cross-origin isolated page), verify (check SHA-256; default true),
  * wasmPaths (where onnxruntime-web's .wasm/.mjs files are), fetch (a fetch function).
  */

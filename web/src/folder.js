@@ -38,7 +38,14 @@ export function checkManifest(text, where) {
       || !Object.values(files).every((e) => e && Number.isInteger(e.bytes) && typeof e.sha256 === 'string')) {
     throw new ArtifactError(`${where}/${MANIFEST}: malformed 'files' list; ${REMAKE}`);
   }
-  for (const key of ['graphs', 'state', 'special_tokens', 'tokenizer', 'vocab_size']) {
+  const task = taskOf(manifest);
+  if (!(task in TASK_GRAPHS)) {
+    throw new ArtifactError(`${where}/${MANIFEST}: unknown task ${JSON.stringify(task)}; this package runs ` +
+      `${Object.keys(TASK_GRAPHS).join(', ')} models (update the package?)`);
+  }
+  const keys = task === 'lm' ? ['graphs', 'state', 'special_tokens', 'tokenizer', 'vocab_size']
+    : ['graphs', 'labels', 'special_tokens', 'tokenizer'];
+  for (const key of keys) {
     if (manifest[key] === undefined) {
       throw new ArtifactError(`${where}/${MANIFEST}: no '${key}' field; ${REMAKE}`);
     }
@@ -46,14 +53,26 @@ export function checkManifest(text, where) {
   return manifest;
 }
 
-/** The files a precision needs: the tokenizer, both graphs and any weights file they share. */
+/** The graphs of each task's folder (the Python runtime's tasks.py registry). */
+export const TASK_GRAPHS = { lm: ['score', 'step'], classify: ['classify'], tag: ['tag'] };
+
+/** The task a manifest declares ('lm' when it has none). */
+export function taskOf(manifest) {
+  return manifest.task ?? 'lm';
+}
+
+/** The files a precision needs: the tokenizer, the task's graphs and any weights file they share. */
 export function neededFiles(manifest, precision, where) {
-  const offered = Object.keys(manifest.graphs.score.files).sort();
+  const graphs = TASK_GRAPHS[taskOf(manifest)];
+  if (!graphs.every((g) => manifest.graphs[g] && manifest.graphs[g].files)) {
+    throw new ArtifactError(`${where}/${MANIFEST}: no ${graphs.join(' and ')} graph; ${REMAKE}`);
+  }
+  const offered = Object.keys(manifest.graphs[graphs[0]].files).sort();
   if (!offered.includes(precision)) {
     throw new ArtifactError(`${where}: no ${JSON.stringify(precision)} graphs; this folder has ${offered.join(', ')}`);
   }
   const names = [manifest.tokenizer];
-  for (const graph of ['score', 'step']) names.push(manifest.graphs[graph].files[precision]);
+  for (const graph of graphs) names.push(manifest.graphs[graph].files[precision]);
   const shared = (manifest.weights || {})[precision];
   if (shared) names.push(shared);
   return names;

@@ -9,9 +9,10 @@
 //   step.onnx   token [B] + state_* [layers, B, hidden] -> logprobs [B, V] + new_state_*
 
 import { ArtifactError, InputError, PocketLMError } from './errors.js';
-import { MANIFEST, checkFile, checkManifest, missingFile, neededFiles } from './folder.js';
+import { MANIFEST, TASK_GRAPHS, checkFile, checkManifest, missingFile, neededFiles, taskOf } from './folder.js';
 import { BATCH_FLOATS, SAMPLING, SCORE_BUDGET } from './constants.js';
 import { SplitMix64, checkSampling, pick } from './sampling.js';
+import { TASK_CLASSES } from './tasks.js';
 import { Tokenizer } from './tokenizer.js';
 
 // BATCH_FLOATS: log-probabilities one score-graph run may produce; SCORE_BUDGET: a sentence whose
@@ -292,7 +293,8 @@ export class LanguageModel {
 }
 
 /**
- * Open a model folder. `source` gives file access: {where, read(name) -> Promise<Uint8Array>
+ * Open a model folder: a LanguageModel, or the Classifier / Tagger its manifest's task names.
+ * `source` gives file access: {where, read(name) -> Promise<Uint8Array>
  * (rejecting with {code: 'ENOENT'} for a missing file), createSession(name, bytes, shared)}.
  */
 export async function openModel(source, ort, { precision = 'fp32', verify = true } = {}) {
@@ -327,7 +329,8 @@ export async function openModel(source, ort, { precision = 'fp32', verify = true
   const tokenizer = new Tokenizer(tokenizerJson);
   const shared = (manifest.weights || {})[precision];
   const sessions = {};
-  for (const graph of ['score', 'step']) {
+  const task = taskOf(manifest);
+  for (const graph of TASK_GRAPHS[task]) {
     const name = manifest.graphs[graph].files[precision];
     try {
       sessions[graph] = await source.createSession(name, bytes[name], shared ? { name: shared, bytes: bytes[shared] } : null);
@@ -337,5 +340,6 @@ export async function openModel(source, ort, { precision = 'fp32', verify = true
         're-export the model');
     }
   }
-  return new LanguageModel(ort, manifest, tokenizer, sessions, precision);
+  const Model = task === 'lm' ? LanguageModel : TASK_CLASSES[task];
+  return new Model(ort, manifest, tokenizer, sessions, precision);
 }

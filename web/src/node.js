@@ -13,10 +13,13 @@ import { openModel } from './model.js';
 export * from './errors.js';
 export { LanguageModel, State, detokenize } from './model.js';
 export { SplitMix64, pick } from './sampling.js';
+export { Classifier, Tagger, bioSpans, viterbi } from './tasks.js';
+export { SHAPES, features, shapeId, suffixId } from './features.js';
 export { Tokenizer } from './tokenizer.js';
 
 /**
- * Open the model folder `dir`. Options: precision ('fp32' | 'int8'), threads (onnxruntime
+ * Open the model folder `dir` (a LanguageModel, or a Classifier / Tagger for a classify / tag
+ * folder). Options: precision ('fp32' | 'int8'), threads (onnxruntime
  * intra-op threads; default onnxruntime's choice), verify (check SHA-256 hashes; default true).
  */
 export async function loadModel(dir, { precision = 'fp32', threads = 0, verify = true } = {}) {

@@ -75,6 +75,77 @@ export function buildNormalizer(spec) {
   }
 }
 
+// -- normalising with alignments --------------------------------------------------------------
+// The word pieces' offsets in the original text (what a tagger reports, and what the word
+// features are computed from) follow each character through the normalizer, as the tokenizers
+// library's NormalizedString does: a unit is one code point of the normalised text with the
+// original range [a, b) it came from.
+
+const MARK = /^\p{M}$/u;
+
+function unitsOf(text, offset) {
+  const units = [];
+  let at = offset;
+  for (const c of text) {
+    units.push({ s: c, a: at, b: at + c.length });
+    at += c.length;
+  }
+  return units;
+}
+
+function spread(text, a, b) {
+  return Array.from(text, (c) => ({ s: c, a, b }));
+}
+
+/** A normalizer spec -> function(units) -> units, tracking where each code point came from. */
+export function buildAlignedNormalizer(spec) {
+  if (spec == null) return (units) => units;
+  switch (spec.type) {
+    case 'Sequence': {
+      const steps = spec.normalizers.map(buildAlignedNormalizer);
+      return (units) => steps.reduce((u, step) => step(u), units);
+    }
+    case 'NFC': case 'NFD': case 'NFKC': case 'NFKD':
+      // a base character with the marks that follow it normalises as one segment; every code
+      // point it becomes comes from the whole segment
+      return (units) => {
+        const out = [];
+        for (let i = 0; i < units.length;) {
+          let j = i + 1;
+          while (j < units.length && MARK.test(units[j].s)) j++;
+          const text = units.slice(i, j).map((u) => u.s).join('');
+          out.push(...spread(normalizeForm(text, spec.type), units[i].a, units[j - 1].b));
+          i = j;
+        }
+        return out;
+      };
+    case 'Lowercase':
+      return (units) => units.flatMap((u) => (LOWER.has(u.s) ? spread(LOWER.get(u.s), u.a, u.b) : [u]));
+    case 'Replace': {
+      const re = pattern(spec.pattern, 'normalizer Replace pattern');
+      const content = String(spec.content);
+      // the replacement's code points come from the last character replaced
+      return (units) => {
+        const text = units.map((u) => u.s).join('');
+        const unitAt = [];
+        units.forEach((u, k) => { for (let n = 0; n < u.s.length; n++) unitAt.push(k); });
+        const out = [];
+        let next = 0;
+        for (const [start, end] of matches(re, text)) {
+          const first = unitAt[start];
+          const last = unitAt[end - 1];
+          out.push(...units.slice(next, first), ...spread(content, units[last].a, units[last].b));
+          next = last + 1;
+        }
+        out.push(...units.slice(next));
+        return out;
+      };
+    }
+    default:
+      throw unsupported('normalizer', spec.type);
+  }
+}
+
 function matches(re, text) {
   const found = [];
   for (const m of text.matchAll(re)) {
@@ -98,22 +169,23 @@ function spans(re, text) {
 
 function splitBy(re, behavior, invert) {
   return (text) => {
-    const parts = spans(re, text).map(([a, b, m]) => [text.slice(a, b), invert ? !m : m]);
+    const parts = spans(re, text).map(([a, b, m]) => [a, b, invert ? !m : m]);
     const out = [];
     if (behavior === 'Removed') {
-      for (const [piece, delimiter] of parts) if (!delimiter) out.push(piece);
+      for (const [a, b, delimiter] of parts) if (!delimiter) out.push([a, b]);
     } else if (behavior === 'Isolated') {
-      for (const [piece] of parts) out.push(piece);
+      for (const [a, b] of parts) out.push([a, b]);
     } else if (behavior === 'MergedWithPrevious' || behavior === 'MergedWithNext') {
       // a delimiter joins its neighbour unless that neighbour is a delimiter too
       const next = behavior === 'MergedWithNext';
       const ordered = next ? [...parts].reverse() : parts;
       let previousDelimiter = false;
-      for (const [piece, delimiter] of ordered) {
+      for (const [a, b, delimiter] of ordered) {
         if (delimiter && !previousDelimiter && out.length) {
-          out[out.length - 1] = next ? piece + out[out.length - 1] : out[out.length - 1] + piece;
+          const last = out[out.length - 1];
+          out[out.length - 1] = next ? [a, last[1]] : [last[0], b];
         } else {
-          out.push(piece);
+          out.push([a, b]);
         }
         previousDelimiter = delimiter;
       }
@@ -121,20 +193,22 @@ function splitBy(re, behavior, invert) {
     } else {
       throw unsupported('pre_tokenizer Split behavior', behavior);
     }
-    return out.filter((piece) => piece.length);
+    return out.filter(([a, b]) => b > a);
   };
 }
 
-/** A pre_tokenizer spec -> function(string) -> words. */
-export function buildPreTokenizer(spec) {
-  if (spec == null) return (s) => (s.length ? [s] : []);
+/** A pre_tokenizer spec -> function(string) -> [start, end] spans of its words. */
+export function buildPreTokenizerSpans(spec) {
+  if (spec == null) return (s) => (s.length ? [[0, s.length]] : []);
   switch (spec.type) {
     case 'Sequence': {
-      const steps = spec.pretokenizers.map(buildPreTokenizer);
-      return (s) => steps.reduce((pieces, step) => pieces.flatMap(step), [s]);
+      const steps = spec.pretokenizers.map(buildPreTokenizerSpans);
+      return (s) => steps.reduce((pieces, step) => pieces.flatMap(
+        ([a, b]) => step(s.slice(a, b)).map(([x, y]) => [a + x, a + y])), [[0, s.length]])
+        .filter(([a, b]) => b > a);
     }
     case 'Whitespace':
-      return (s) => matches(WHITESPACE_RULE, s).map(([a, b]) => s.slice(a, b));
+      return (s) => matches(WHITESPACE_RULE, s);
     case 'WhitespaceSplit':
       return splitBy(WHITESPACE_SPLIT, 'Removed', false);
     case 'Split':
@@ -143,6 +217,12 @@ export function buildPreTokenizer(spec) {
     default:
       throw unsupported('pre_tokenizer', spec.type);
   }
+}
+
+/** A pre_tokenizer spec -> function(string) -> words. */
+export function buildPreTokenizer(spec) {
+  const cut = buildPreTokenizerSpans(spec);
+  return (s) => cut(s).map(([a, b]) => s.slice(a, b));
 }
 
 /** A tokenizer.json (parsed) as a function from text to token ids, with its vocabulary. */
@@ -171,7 +251,9 @@ export class Tokenizer {
     }
     this.added.sort((a, b) => b.content.length - a.content.length);  // longest first at a tie
     this.normalize = buildNormalizer(json.normalizer);
+    this.normalizeAligned = buildAlignedNormalizer(json.normalizer);
     this.preTokenize = buildPreTokenizer(json.pre_tokenizer);
+    this.preTokenizeSpans = buildPreTokenizerSpans(json.pre_tokenizer);
     for (const [section, value] of [['post_processor', json.post_processor], ['truncation', json.truncation],
       ['padding', json.padding]]) {
       if (value != null) throw unsupported(section, value.type || 'set');
@@ -213,6 +295,36 @@ export class Tokenizer {
       for (const word of this.preTokenize(this.normalize(piece.text))) {
         const id = this.vocab.get(word);
         out.push({ word, id: id === undefined ? this.unkId : id });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The word pieces of `text` as written: [{word, id, start, end}], `word` the original text
+   * text.slice(start, end) (string indices; lone surrogates read as U+FFFD), `id` its
+   * vocabulary id. The Python runtime's features.pieces_of.
+   */
+  encodePieces(text) {
+    const clean = cleanText(text);
+    const out = [];
+    let at = 0;
+    for (const piece of this.splitAdded(clean)) {
+      const start = at;
+      at += piece.text.length;
+      if (piece.id !== undefined) {
+        out.push({ word: piece.text, id: piece.id, start, end: at });
+        continue;
+      }
+      const units = this.normalizeAligned(unitsOf(piece.text, start));
+      const normal = units.map((u) => u.s).join('');
+      const unitAt = [];
+      units.forEach((u, k) => { for (let n = 0; n < u.s.length; n++) unitAt.push(k); });
+      for (const [a, b] of this.preTokenizeSpans(normal)) {
+        const id = this.vocab.get(normal.slice(a, b));
+        const from = units[unitAt[a]].a;
+        const to = units[unitAt[b - 1]].b;
+        out.push({ word: clean.slice(from, to), id: id === undefined ? this.unkId : id, start: from, end: to });
       }
     }
     return out;

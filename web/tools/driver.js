@@ -6,11 +6,13 @@
 //             "tokenize": [text, ...], "tokenizer": PATH (tokenizer.json alone, no model),
 //             "score": [sentence, ...], "steps": [sentence, ...],
 //             "generate": [{"prompt": ..., "maxWords": 30, "seed": 0, ...}, ...],
-//             "fullScores": sentence, "rank": [candidate, ...], "timing": true}
+//             "fullScores": sentence, "rank": [candidate, ...], "timing": true,
+//             "pieces": [text, ...] (with "tokenizer"), "features": [word, ...],
+//             "classify": [text, ...], "topK": 1, "logProbs": [text, ...], "tag": [text, ...]}
 //   answer:  the same keys with results; {"error": one line} for a bad folder or argument.
 
 import { readFileSync } from 'node:fs';
-import { loadModel, oneLine, PocketLMError, Tokenizer } from '../src/node.js';
+import { features, loadModel, oneLine, PocketLMError, Tokenizer } from '../src/node.js';
 
 async function answer(request) {
   const out = {};
@@ -18,8 +20,11 @@ async function answer(request) {
     const tokenizer = new Tokenizer(JSON.parse(readFileSync(request.tokenizer, 'utf8')));
     out.tokenize = (request.tokenize || []).map((text) => tokenizer.encode(text));
     out.words = (request.words || []).map((text) => tokenizer.encodeWords(text).map((w) => w.word));
+    out.pieces = (request.pieces || []).map((text) => tokenizer.encodePieces(text));
     if (!request.model) return out;
   }
+  if (request.features) out.features = features(request.features);
+  if (!request.model) return out;
   const started = performance.now();
   const lm = await loadModel(request.model, {
     precision: request.precision || 'fp32', threads: request.threads || 0, verify: request.verify ?? true,
@@ -43,6 +48,17 @@ async function answer(request) {
       }
       out.steps.push(total + lm.end(state));
     }
+  }
+  if (request.classify) {
+    const t0 = performance.now();
+    out.classify = await lm.predict(request.classify, { topK: request.topK || 1 });
+    out.classifyMs = performance.now() - t0;
+  }
+  if (request.logProbs) out.logProbs = (await lm.logProbs(request.logProbs)).map((v) => Array.from(v));
+  if (request.tag) {
+    const t0 = performance.now();
+    out.tag = await lm.tagBatch(request.tag);
+    out.tagMs = performance.now() - t0;
   }
   if (request.rank) out.rank = await lm.rank(request.rank);
   if (request.fullScores !== undefined) out.fullScores = await lm.fullScores(request.fullScores);
