@@ -4,13 +4,23 @@ The site (``--out SITE``)::
 
     index.html, app.js, style.css, sw.js    the page (web/page/)
     pocketlm/                               the JavaScript package (web/src/)
-    ort/                                    onnxruntime-web's wasm build (web/node_modules/)
+    ort/                                    onnxruntime-web's wasm build
     model/                                  the model folder, checked against its manifest
                                             (less the ORT-format graphs, for mobile builds)
     files.json                              every file, for the offline cache (sw.js)
 
 ``--serve`` serves it on 127.0.0.1 only, GET and HEAD only, with the headers that make the page
 cross-origin isolated (so WebAssembly threads are available: ``?threads=2``).
+
+Where the page, the package and onnxruntime-web's files come from (the first that exists)::
+
+    --web DIR                    DIR/page/  DIR/src/  DIR/node_modules/onnxruntime-web/dist/
+    the installed package        webassets/page/  webassets/src/  webassets/ort/  assets.json
+                                 (written into a wheel by setup.py from web/; not in git)
+    the source checkout          web/ beside runtime/ (an editable install)
+
+so a plain ``pip install pocketlm`` writes sites without Node, npm or a checkout. The names of
+onnxruntime-web's files are those of the packaged assets.json, or of web/tools/ort-files.json.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import http.server
 import json
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -29,10 +40,10 @@ import click
 from .artifact import PocketLMError, atomic_folder, read_manifest
 from .graphs import REQUIRED_OPERATORS
 
-#: The folder of the JavaScript package in a source checkout (web/ beside runtime/).
-WEB_DIR = Path(__file__).resolve().parents[1] / "web"
-#: onnxruntime-web's files the page loads (the plain wasm build, SIMD, threads optional).
-ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+#: The page, the JavaScript package and onnxruntime-web's files, as package data of a wheel.
+ASSETS_DIR = Path(__file__).resolve().parent / "webassets"
+#: The web/ folder of a source checkout (beside runtime/; used by editable installs).
+SOURCE_WEB = Path(__file__).resolve().parents[1] / "web"
 #: Requests served at once; the server is for one person's browser.
 MAX_THREADS = 16
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
@@ -41,31 +52,60 @@ TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "applicat
          ".md": "text/markdown", ".data": "application/octet-stream"}
 
 
-def _web_dir(web: Path | None) -> Path:
-    folder = Path(web) if web else WEB_DIR
-    if not (folder / "src" / "browser.js").is_file() or not (folder / "page" / "app.js").is_file():
-        raise PocketLMError(f"{folder}: not pocketlm's web/ folder (no src/browser.js or "
-                            f"page/app.js); pass --web path/to/pocketlm/web")
-    dist = folder / "node_modules" / "onnxruntime-web" / "dist"
-    missing = [name for name in ORT_FILES if not (dist / name).is_file()]
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PocketLMError(f"{path}: cannot read it ({exc}); reinstall pocketlm, or pass "
+                            f"--web path/to/pocketlm/web") from exc
+
+
+def asset_folders(web: Path | None = None,
+                  packaged: Path = ASSETS_DIR) -> tuple[Path, Path, Path, list[str]]:
+    """The folders of the page, of the package and of onnxruntime-web's files, and the names of
+    the latter: from the web/ checkout ``web``, else from ``packaged`` (a wheel's webassets/)
+    when it exists, else from the source checkout's web/."""
+    if web is None and packaged.is_dir():
+        page, src, ort = (packaged / name for name in ("page", "src", "ort"))
+        carried = _json(packaged / "assets.json").get("onnxruntime-web")
+        if not carried:
+            raise PocketLMError("this install carries no onnxruntime-web files: build it after "
+                                "`cd web && npm ci`, or pass --web DIR")
+        names, fix = list(carried["files"]), "reinstall pocketlm, or pass --web DIR"
+    else:
+        if web is None and not SOURCE_WEB.is_dir():
+            raise PocketLMError("this install carries no page files (no "
+                                f"{packaged}); reinstall pocketlm, or pass --web DIR")
+        folder = SOURCE_WEB if web is None else Path(web)
+        page, src = folder / "page", folder / "src"
+        ort = folder / "node_modules" / "onnxruntime-web" / "dist"
+        if not (src / "browser.js").is_file() or not (page / "app.js").is_file():
+            raise PocketLMError(f"{folder}: not pocketlm's web/ folder (no src/browser.js or "
+                                f"page/app.js); pass --web path/to/pocketlm/web")
+        names, fix = list(_json(folder / "tools" / "ort-files.json")["files"]), \
+            f"run `npm ci` in {folder}"
+    missing = [str(where / name) for where, wanted in
+               ((page, ["app.js"]), (src, ["browser.js"]), (ort, names))
+               for name in wanted if not (where / name).is_file()]
     if missing:
-        raise PocketLMError(f"{dist}: no {', '.join(missing)}; run `npm ci` in {folder}")
-    return folder
+        raise PocketLMError(f"no {', '.join(missing)}; {fix}")
+    return page, src, ort, names
 
 
 def build_site(model: Path, out: Path, web: Path | None = None,
                overwrite: bool = False) -> dict[str, Any]:
     """Write the site for ``model`` into ``out`` (atomically); returns files.json's content."""
     manifest = read_manifest(model, "model")
-    folder = _web_dir(web)
+    page, src, ort, ort_names = asset_folders(web)
     with atomic_folder(out, overwrite) as tmp:
-        for item in (folder / "page").iterdir():
+        for item in page.iterdir():
             shutil.copy2(item, tmp / item.name)
-        shutil.copytree(folder / "src", tmp / "pocketlm")
+        (tmp / "pocketlm").mkdir()
+        for item in src.glob("*.js"):
+            shutil.copy2(item, tmp / "pocketlm" / item.name)
         (tmp / "ort").mkdir()
-        for name in ORT_FILES:
-            shutil.copy2(folder / "node_modules" / "onnxruntime-web" / "dist" / name,
-                         tmp / "ort" / name)
+        for name in ort_names:
+            shutil.copy2(ort / name, tmp / "ort" / name)
         (tmp / "model").mkdir()
         for name in ["manifest.json", *manifest["files"]]:
             if not name.endswith(".ort") and name != REQUIRED_OPERATORS:  # not for a browser
@@ -114,6 +154,11 @@ class _Server(http.server.ThreadingHTTPServer):
             self._slots.release()
             raise
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that drops a connection mid-file is not an error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
@@ -151,7 +196,8 @@ def make_server(site: Path, port: int = 8000) -> http.server.ThreadingHTTPServer
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port for --serve (0: any free port).")
 @click.option("--web", "web_dir", type=click.Path(path_type=Path), default=None,
-              help="pocketlm's web/ folder with node_modules (default: the source checkout's).")
+              help="Take the page from this web/ checkout (npm ci done) instead of the files "
+                   "pocketlm carries.")
 @click.option("--overwrite", is_flag=True, help="Replace the site folder if it exists.")
 def web(model_dir: Path | None, out: Path, serve: bool, port: int, web_dir: Path | None,
         overwrite: bool) -> None:

@@ -6,14 +6,22 @@
   the real default path, used where quality matters.
 
 Nothing here reaches the network: the hub is switched off for the whole session.
+
+Tests that drive programs outside Python (flite, sox, Node, Chromium) carry
+``needs_program(...)``: where one is missing they skip, naming the Debian package, and the run's
+summary lists what was skipped and the ``apt-get install`` line that enables it. With
+``POCKETLM_REQUIRE_SYSTEM=1`` (set by .ci/run) a missing program fails the test instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import random
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +62,88 @@ class Block:
             raise ImportError("blocked by the test: " + name)
 sys.meta_path.insert(0, Block())  # torch & co. cannot be imported, and every try is recorded
 """
+
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+#: Set to 1, a test whose program is missing fails instead of skipping (CI proves it ran them).
+REQUIRE_SYSTEM = "POCKETLM_REQUIRE_SYSTEM"
+
+
+def program_path(name: str) -> str | None:
+    """Where a program is on PATH (Chromium under either of its Debian/Ubuntu names)."""
+    names = ("chromium", "chromium-browser") if name == "chromium" else (name,)
+    return next((found for n in names if (found := shutil.which(n))), None)
+
+
+@dataclass(frozen=True)
+class Program:
+    """Something a test drives that pip does not install, and how to get it."""
+
+    present: Callable[[], bool]
+    install: str  #: the command that installs it
+    debian: tuple[str, ...] = ()  #: Debian packages of that command, for the summary's line
+
+
+PROGRAMS = {
+    "flite": Program(lambda: program_path("flite") is not None, "apt-get install flite",
+                     ("flite",)),
+    "sox": Program(lambda: program_path("sox") is not None, "apt-get install sox", ("sox",)),
+    "node": Program(lambda: program_path("node") is not None, "apt-get install nodejs npm",
+                    ("nodejs", "npm")),
+    "chromium": Program(lambda: program_path("chromium") is not None,
+                        "apt-get install chromium", ("chromium",)),
+    "web/node_modules": Program(
+        lambda: all((WEB / "node_modules" / m).is_dir()
+                    for m in ("onnxruntime-node", "onnxruntime-web")), "cd web && npm ci"),
+    "playwright": Program(lambda: importlib.util.find_spec("playwright") is not None,
+                          "pip install -e '.[dev]'"),
+}
+_SKIPPED = pytest.StashKey[dict[str, list[str]]]()
+
+
+def needs_program(*names: str) -> pytest.MarkDecorator:
+    """Mark a test (or a module, as ``pytestmark``) that drives these PROGRAMS."""
+    unknown = [n for n in names if n not in PROGRAMS]
+    if unknown:
+        raise ValueError(f"needs_program: unknown {unknown}; known: {sorted(PROGRAMS)}")
+    return pytest.mark.needs_program(*names)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_program(*names): drives programs pip does not "
+                            "install (conftest.PROGRAMS); skipped without them, failed under "
+                            f"{REQUIRE_SYSTEM}=1")
+    config.stash[_SKIPPED] = {}
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    names = [n for mark in item.iter_markers("needs_program") for n in mark.args]
+    missing = list(dict.fromkeys(n for n in names if not PROGRAMS[n].present()))
+    if not missing:
+        return
+    reason = "needs " + ", ".join(f"{n} ({PROGRAMS[n].install})" for n in missing)
+    if os.environ.get(REQUIRE_SYSTEM) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_SYSTEM}=1 makes this a failure", pytrace=False)
+    item.config.stash[_SKIPPED].setdefault(", ".join(missing), []).append(item.nodeid)
+    pytest.skip(reason)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    """One line per group of tests skipped for missing programs, then what installs them all."""
+    skipped = config.stash.get(_SKIPPED, {})
+    if not skipped:
+        return
+    terminalreporter.write_sep("-", "skipped: programs pip does not install")
+    for missing, ids in sorted(skipped.items()):
+        files = sorted({i.split("::")[0] for i in ids})
+        terminalreporter.write_line(f"{len(ids)} test(s) need {missing}: {', '.join(files)}")
+    names = {n for missing in skipped for n in missing.split(", ")}
+    debian = sorted({pkg for n in names for pkg in PROGRAMS[n].debian})
+    others = sorted({PROGRAMS[n].install for n in names if not PROGRAMS[n].debian})
+    terminalreporter.write_line("to run them: " + "; ".join(
+        ([f"apt-get install {' '.join(debian)}"] if debian else []) + others)
+        + f" ({REQUIRE_SYSTEM}=1 turns these skips into failures)")
 
 
 def flip_byte(path: Path, offset: int | None = None, mask: int = 0xFF) -> None:

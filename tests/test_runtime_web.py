@@ -1,12 +1,16 @@
 """runtime/web.py: `pocketlm web` writes a static site and serves it on loopback; the page, run by
 headless Chromium (Debian's chromium driven by Playwright, no browser download), scores, ranks
 and generates as the Python runtime does, shows one-line errors for bad folders and works
-offline once loaded."""
+offline once loaded. The folder a wheel carries (webassets/, written by web/tools/webassets.py)
+holds web/'s files and stands in for web/; without onnxruntime-web's files it says so in one
+line."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import runpy
 import shutil
 import threading
 import urllib.error
@@ -20,32 +24,21 @@ import pytest
 from click.testing import CliRunner
 
 from pocketlm.runtime import LanguageModel
-from pocketlm.runtime.artifact import write_json_atomic
+from pocketlm.runtime.artifact import PocketLMError, write_json_atomic
 from pocketlm.runtime.cli import cli
-from pocketlm.runtime.web import WEB_DIR, build_site, make_server
+from pocketlm.runtime.web import SOURCE_WEB, asset_folders, build_site, make_server
 
+from .conftest import WEB, needs_program, program_path
 from .test_web import INT8_TOLERANCE_PER_TOKEN, N_VERSES, PROMPTS, WORDS, split_text
 
 #: The docs' picture of the page; the test rewrites it only when POCKETLM_SCREENSHOT=1, so a
 #: test run leaves the checkout as it was.
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "web-page.png"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-needs_site = pytest.mark.skipif(
-    not (WEB_DIR / "node_modules" / "onnxruntime-web").is_dir(),
-    reason="needs web/node_modules (cd web && npm ci)")
-
-
-def _playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    return sync_playwright
-
-
-needs_browser = pytest.mark.skipif(
-    CHROMIUM is None or _playwright() is None,
-    reason="needs Debian's chromium (apt-get install chromium) and playwright (pip)")
+#: Sites are written from web/ in this checkout (an editable install carries no webassets/).
+needs_site = needs_program("web/node_modules")
+needs_browser = needs_program("web/node_modules", "chromium", "playwright")
+#: web/tools/webassets.py, the build step's writer of a wheel's webassets/ (not a package).
+WEBASSETS = runpy.run_path(str(WEB / "tools" / "webassets.py"))
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +69,17 @@ def url(site: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with _playwright()() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    """Debian's Chromium, headless, driven by Playwright (tests using it carry needs_browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=program_path("chromium"),
+                                     args=["--no-sandbox"])
         yield chromium
         chromium.close()
 
 
-def _open(browser: Any, url: str, query: str = "?no-offline") -> tuple[Any, list[str]]:
+def open_page(browser: Any, url: str, query: str = "?no-offline") -> tuple[Any, list[str]]:
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -97,9 +94,66 @@ def lm(kjv_model: Path) -> LanguageModel:
     return LanguageModel(kjv_model)
 
 
-pytestmark = [needs_site]
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@needs_site
+def test_packaged_folder_is_web_folder(tmp_path: Path) -> None:
+    """The folder a wheel carries is web/page/, web/src/*.js and the lockfile's onnxruntime-web
+    files named by web/tools/ort-files.json, each with its SHA-256 in assets.json; build_site
+    takes them from there when it exists."""
+    packaged = tmp_path / "webassets"
+    assert WEBASSETS["write"](packaged) is True
+    record = json.loads((packaged / "assets.json").read_text(encoding="utf-8"))
+    names = json.loads((WEB / "tools" / "ort-files.json").read_text(encoding="utf-8"))["files"]
+    web = {f"page/{p.name}": p for p in (WEB / "page").iterdir()}
+    web.update({f"src/{p.name}": p for p in (WEB / "src").glob("*.js")})
+    web.update({f"ort/{name}": WEB / "node_modules" / "onnxruntime-web" / "dist" / name
+                for name in names})
+    assert record["sha256"] == {name: _sha256(path) for name, path in sorted(web.items())}
+    assert sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*")
+                  if p.is_file()) == sorted([*web, "assets.json"])
+    lock = json.loads((WEB / "package-lock.json").read_text(encoding="utf-8"))
+    assert record["onnxruntime-web"] == {
+        "version": lock["packages"]["node_modules/onnxruntime-web"]["version"],
+        "license": "MIT", "files": names}
+    assert asset_folders(packaged=packaged) == (packaged / "page", packaged / "src",
+                                                packaged / "ort", names)
+
+
+def test_packaged_folder_without_ort_files_one_line(tmp_path: Path) -> None:
+    """Built where web/node_modules is absent, the folder holds the page and the package only,
+    and `pocketlm web` without --web says in one line how to get onnxruntime-web's files."""
+    web = tmp_path / "web"
+    for name in ("page", "src", "tools"):
+        shutil.copytree(WEB / name, web / name)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy2(WEB / name, web / name)
+    packaged = tmp_path / "webassets"
+    assert WEBASSETS["write"](packaged, web) is False
+    record = json.loads((packaged / "assets.json").read_text(encoding="utf-8"))
+    assert record["onnxruntime-web"] is None and not (packaged / "ort").exists()
+    assert sorted(record["sha256"]) == sorted(
+        [f"page/{p.name}" for p in (WEB / "page").iterdir()]
+        + [f"src/{p.name}" for p in (WEB / "src").glob("*.js")])
+    with pytest.raises(PocketLMError) as error:
+        asset_folders(packaged=packaged)
+    assert str(error.value) == ("this install carries no onnxruntime-web files: build it after "
+                                "`cd web && npm ci`, or pass --web DIR")
+    with pytest.raises(PocketLMError, match=r"no .*ort-wasm-simd-threaded\.wasm.*; run `npm ci`"):
+        asset_folders(web, packaged=packaged)  # --web DIR wins over the packaged folder
+
+
+@needs_site
+def test_source_checkout_stands_in_for_the_packaged_folder(tmp_path: Path) -> None:
+    """Without webassets/ (an editable install) the files come from web/ beside runtime/."""
+    assert SOURCE_WEB == WEB
+    assert asset_folders(packaged=tmp_path / "absent")[:3] == (
+        WEB / "page", WEB / "src", WEB / "node_modules" / "onnxruntime-web" / "dist")
+
+
+@needs_site
 def test_site_files(site: Path, kjv_model: Path) -> None:
     listing = json.loads((site / "files.json").read_text())
     for name in ("index.html", "app.js", "sw.js", "pocketlm/browser.js", "pocketlm/model.js",
@@ -108,6 +162,7 @@ def test_site_files(site: Path, kjv_model: Path) -> None:
     assert (site / "model" / "score.onnx").read_bytes() == (kjv_model / "score.onnx").read_bytes()
 
 
+@needs_site
 def test_command_writes_and_refuses(kjv_model: Path, kjv_data: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     done = runner.invoke(cli, ["web", "--model", str(kjv_model), "--out", str(tmp_path / "s")])
@@ -122,6 +177,7 @@ def test_command_writes_and_refuses(kjv_model: Path, kjv_data: Path, tmp_path: P
         assert done.exit_code != 0 and message in done.output and "Traceback" not in done.output
 
 
+@needs_site
 def test_server_is_loopback_get_only(site: Path, url: str) -> None:
     assert url.startswith("http://127.0.0.1:")
     with urllib.request.urlopen(url + "ort/ort-wasm-simd-threaded.wasm") as reply:
@@ -141,7 +197,7 @@ def test_page_ranks_scores_and_generates(browser: Any, url: str, lm: LanguageMod
     with POCKETLM_SCREENSHOT=1 it replaces docs/web-page.png); Chromium's scores equal Python's
     within 1e-4 nats on 200 verses; the seeded words of 5 prompts are Python's; the page's
     Generate button streams Python's words."""
-    page, errors = _open(browser, url)
+    page, errors = open_page(browser, url)
     items = page.locator("#ranking li")
     python = lm.rank(["the apple and pear salad", "the apple and pair salad"])
     assert items.count() == 2
@@ -183,12 +239,12 @@ def test_page_int8_and_threads(browser: Any, url: str, kjv_model: Path, kjv_data
     server makes the page cross-origin isolated) give the fp32 scores."""
     verses = split_text(kjv_data, N_VERSES)
     int8 = LanguageModel(kjv_model, precision="int8")
-    page, errors = _open(browser, url, "?no-offline&precision=int8")
+    page, errors = open_page(browser, url, "?no-offline&precision=int8")
     got = np.array(page.evaluate("v => window.pocketlm.lm.scoreBatch(v)", verses))
     tokens = np.array([len(int8.tokenize(v)) + 1 for v in verses])
     python = np.array(int8.score_batch(verses))
     assert np.all(np.abs(got - python) <= INT8_TOLERANCE_PER_TOKEN * tokens)
-    threaded, _ = _open(browser, url, "?no-offline&threads=2")
+    threaded, _ = open_page(browser, url, "?no-offline&threads=2")
     assert threaded.evaluate("window.crossOriginIsolated") is True
     fp32 = np.array(LanguageModel(kjv_model).score_batch(verses[:50]))
     assert np.abs(np.array(threaded.evaluate("v => window.pocketlm.lm.scoreBatch(v)",
@@ -203,7 +259,7 @@ def test_page_int8_and_threads(browser: Any, url: str, kjv_model: Path, kjv_data
     ("newer/", 'format version "2.0" is not supported'),
 ])
 def test_page_bad_folder_one_line(browser: Any, url: str, folder: str, message: str) -> None:
-    page, errors = _open(browser, url, f"?no-offline&model={folder}")
+    page, errors = open_page(browser, url, f"?no-offline&model={folder}")
     error = page.inner_text("#error")
     assert message in error and "\n" not in error.strip() and " at " not in error
     assert errors == []

@@ -16,7 +16,7 @@ from pocketlm.runtime.speech.lattice import Lattice, Link, from_pocketsphinx
 from pocketlm.runtime.speech.rescore_lattice import Histories, expand, search, search_weights
 from pocketlm.runtime.speech.scorers import PocketLMScorer
 
-from .conftest import toy_lines
+from .conftest import needs_program, toy_lines
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,7 @@ def test_bad_arguments(lm: LanguageModel) -> None:
         expand(cut, [PocketLMScorer(lm)], {"acoustic": 1.0})
 
 
+@needs_program("flite", "sox")
 def test_pocketsphinx_lattice_of_flite_speech(lm: LanguageModel, tmp_path: Path) -> None:
     """Real speech, real recogniser: flite says a sentence, pocketsphinx decodes it with a
     3-gram of the toy corpus, and its lattice is rescored with pocketlm."""

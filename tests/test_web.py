@@ -18,7 +18,8 @@ import pytest
 from pocketlm.runtime import LanguageModel
 from pocketlm.runtime.artifact import read_manifest, write_json_atomic
 
-WEB = Path(__file__).resolve().parents[1] / "web"
+from .conftest import WEB, needs_program
+
 DRIVER = WEB / "tools" / "driver.js"
 #: Verses scored in Node and Python.
 N_VERSES = 200
@@ -43,10 +44,7 @@ HOSTILE = [
     ("And God said, Let there be light: and there was light. " * 1800)[:100_000],
 ]
 
-needs_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (WEB / "node_modules" / "onnxruntime-node").is_dir(),
-    reason="needs node and web/node_modules (apt-get install nodejs npm; cd web && npm ci)")
-pytestmark = needs_node
+pytestmark = needs_program("node", "web/node_modules")
 
 
 def node(request: dict[str, Any]) -> dict[str, Any]:
