@@ -20,7 +20,9 @@ import logging
 import os
 import random
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -282,3 +284,31 @@ def classify_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tag_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real tag model folder (tests/task_models.py): NAME and PLACE entities."""
     return _task_models().build_folder("tag", tmp_path_factory.mktemp("tag") / "model")
+
+
+@contextmanager
+def served(site: Path) -> Iterator[str]:
+    """``site`` served on a free localhost port while the block runs; yields its URL."""
+    from pocketlm.runtime.web import make_server
+
+    server = make_server(site, 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, driven by Playwright (tests using it carry
+    ``needs_program("chromium", "playwright")``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=program_path("chromium"),
+                                     args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -14,7 +14,7 @@ from pocketlm.pipeline.kjv_tasks import (SECTION_BOOKS, SECTIONS, WORD, capitali
                                          name_rows, name_tags, section_rows, verses)
 from pocketlm.pipeline.labelled import load_examples, read_labels
 from pocketlm.runtime.artifact import read_manifest
-from pocketlm.stages.cli import cli
+from pocketlm.runtime.cli import cli
 
 
 def tags_of(text: str, table: dict[str, bool] | None = None) -> list[tuple[str, str]]:

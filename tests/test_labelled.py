@@ -19,7 +19,7 @@ from pocketlm.pipeline.labelled import (LABELS, TASK_INGESTS, LabelledConfig, in
                                         load_examples, read_labels, task_ingest)
 from pocketlm.runtime.artifact import UNK_ID, PocketLMError, read_manifest
 from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
-from pocketlm.stages.cli import cli
+from pocketlm.runtime.cli import cli
 
 GOOD = ["a fine film", "Great acting by Anna", "a joy to watch", "warm and funny"]
 BAD = ["a dull mess", "Boring and long", "no story at all", "flat jokes"]

@@ -12,7 +12,6 @@ import json
 import os
 import runpy
 import shutil
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,9 +25,9 @@ from click.testing import CliRunner
 from pocketlm.runtime import LanguageModel
 from pocketlm.runtime.artifact import PocketLMError, write_json_atomic
 from pocketlm.runtime.cli import cli
-from pocketlm.runtime.web import SOURCE_WEB, asset_folders, build_site, make_server
+from pocketlm.runtime.web import SOURCE_WEB, asset_folders, build_site
 
-from .conftest import WEB, needs_program, program_path
+from .conftest import WEB, needs_program, served
 from .test_web import INT8_TOLERANCE_PER_TOKEN, N_VERSES, PROMPTS, WORDS, split_text
 
 #: The docs' picture of the page; the test rewrites it only when POCKETLM_SCREENSHOT=1, so a
@@ -59,24 +58,8 @@ def site(kjv_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def url(site: Path) -> Iterator[str]:
-    server = make_server(site, 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless, driven by Playwright (tests using it carry needs_browser)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=program_path("chromium"),
-                                     args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with served(site) as address:
+        yield address
 
 
 def open_page(browser: Any, url: str, query: str = "?no-offline") -> tuple[Any, list[str]]:

@@ -5,7 +5,6 @@ computes them, and wasm log-probabilities within 1e-4 of Python's."""
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,27 +13,15 @@ import numpy as np
 import pytest
 
 from pocketlm.runtime import Classifier, Tagger
-from pocketlm.runtime.web import WEB_DIR, build_site, make_server
+from pocketlm.runtime.web import build_site
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from .conftest import needs_program, served
+
 TEXTS = ["Anna sees the cat ?", "John Smith likes Rome !", "", "Élodie Müller follows Mary",
          "a\x00b \ud800", "Mary " * 500]
 
 
-def _playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    return sync_playwright
-
-
-pytestmark = [
-    pytest.mark.skipif(not (WEB_DIR / "node_modules" / "onnxruntime-web").is_dir(),
-                       reason="needs web/node_modules (cd web && npm ci)"),
-    pytest.mark.skipif(CHROMIUM is None or _playwright() is None,
-                       reason="needs Debian's chromium and playwright"),
-]
+pytestmark = needs_program("web/node_modules", "chromium", "playwright")
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +31,8 @@ def url(classify_model: Path, tag_model: Path,
     site = tmp_path_factory.mktemp("site") / "site"
     build_site(classify_model, site)
     shutil.copytree(tag_model, site / "tagger")
-    server = make_server(site, 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with _playwright()() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with served(site) as address:
+        yield address
 
 
 def _open(browser: Any, url: str) -> tuple[Any, list[str]]:

@@ -19,6 +19,8 @@ import pytest
 from pocketlm.runtime import Classifier, Tagger
 from pocketlm.runtime.features import pieces_of, shape_id, suffix_id
 
+from .conftest import needs_program
+
 WEB = Path(__file__).resolve().parents[1] / "web"
 DRIVER = WEB / "tools" / "driver.js"
 #: Largest |Node - Python| of a log-probability with the fp32 graphs.
@@ -36,10 +38,7 @@ WORDS = ["lord", "Lord", "LORD", "McDonald", "1611", ",", "v12", "I", "É", "Ο�
          "ᾈ", "ʰa", "aʰ", "Aʰ", "ΑΣ\u0301", "ΑΣ.", "ΑΣ\u0301Α", "😀", "a😀b", "", "'", "ǈ",
          "\u0345", "Ω", "Ωmega", "ꭰ", "Ꭰ", "ǅǅ", "ʼn"]
 
-needs_node = pytest.mark.skipif(
-    shutil.which("node") is None or not (WEB / "node_modules" / "onnxruntime-node").is_dir(),
-    reason="needs node and web/node_modules (apt-get install nodejs npm; cd web && npm ci)")
-pytestmark = needs_node
+pytestmark = needs_program("node", "web/node_modules")
 
 
 def node(request: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,9 @@ from pocketlm.runtime.artifact import FORMAT_VERSION
 from pocketlm.runtime.sampling import DEFAULTS, SamplingConfig
 from pocketlm.runtime.scoring import BATCH_FLOATS, SCORE_BUDGET
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated import write_or_check  # noqa: E402  (a sibling script)
+
 OUT = Path(__file__).resolve().parents[1] / "src" / "constants.js"
 LIMITS = (("minimum", "minimum"), ("min_open", "minOpen"), ("maximum", "maximum"),
           ("max_open", "maxOpen"), ("integer", "integer"))
@@ -75,15 +78,7 @@ def render(defaults: SamplingConfig = DEFAULTS, version: str = FORMAT_VERSION) -
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is out of date: run python web/tools/constants.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT} ({len(text)} characters)")
-    return 0
+    return write_or_check(OUT, render(), "web/tools/constants.py")
 
 
 if __name__ == "__main__":

@@ -19,22 +19,12 @@ import sys
 import unicodedata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated import ranges, write_or_check  # noqa: E402  (a sibling script)
+
 OUT = Path(__file__).resolve().parents[1] / "src" / "feature-tables.js"
 CODE_POINTS = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
 
-
-def ranges(cps: list[int]) -> str:
-    """'a-b,c,...' in hex: a compact list of inclusive ranges."""
-    out: list[str] = []
-    start = prev = None
-    for cp in cps + [None]:
-        if cp is not None and prev is not None and cp == prev + 1:
-            prev = cp
-            continue
-        if start is not None:
-            out.append(f"{start:x}" if start == prev else f"{start:x}-{prev:x}")
-        start = prev = cp
-    return ",".join(out)
 
 
 def _cased(c: str) -> bool:
@@ -78,15 +68,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is out of date: run python web/tools/feature_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT} ({len(text)} characters)")
-    return 0
+    return write_or_check(OUT, render(), "web/tools/feature_tables.py")
 
 
 if __name__ == "__main__":

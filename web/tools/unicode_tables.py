@@ -28,23 +28,13 @@ from pathlib import Path
 
 from tokenizers import Regex, normalizers, pre_tokenizers
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generated import ranges, write_or_check  # noqa: E402  (a sibling script)
+
 OUT = Path(__file__).resolve().parents[1] / "src" / "unicode-tables.js"
 CODE_POINTS = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
 MARK = "\u0316"  # a combining mark of class 220: a new mark of another class is reordered with it
 
-
-def ranges(cps: list[int]) -> str:
-    """'a-b,c,...' in hex: a compact list of inclusive ranges."""
-    out: list[str] = []
-    start = prev = None
-    for cp in cps + [None]:
-        if cp is not None and prev is not None and cp == prev + 1:
-            prev = cp
-            continue
-        if start is not None:
-            out.append(f"{start:x}" if start == prev else f"{start:x}-{prev:x}")
-        start = prev = cp
-    return ",".join(out)
 
 
 def whitespace_classes() -> tuple[list[int], list[int]]:
@@ -119,15 +109,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is out of date: run python web/tools/unicode_tables.py", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT} ({len(text)} characters)")
-    return 0
+    return write_or_check(OUT, render(), "web/tools/unicode_tables.py")
 
 
 if __name__ == "__main__":
