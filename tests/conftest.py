@@ -163,3 +163,19 @@ def _restore_logging() -> Iterator[None]:
     saved = (logger.handlers[:], logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@pytest.fixture(scope="session")
+def toy_classify_data(toy_data: Path) -> Path:
+    """A classify folder (subject: animal or person) on the toy data's vocabulary."""
+    from .labelled_data import write_classify
+
+    return write_classify(toy_data.parent / "classify-data", toy_data)
+
+
+@pytest.fixture(scope="session")
+def toy_tag_data(toy_data: Path) -> Path:
+    """A tag folder (the capitalised subject is a NAME) on the toy data's vocabulary."""
+    from .labelled_data import write_tag
+
+    return write_tag(toy_data.parent / "tag-data", toy_data)
