@@ -62,7 +62,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def batch(self, index: Sequence[int], device: torch.device,
+    def batch(self, index: Sequence[int], device: torch.device | str,
               per_piece: bool) -> dict[str, torch.Tensor]:
         """The padded tensors of the examples at ``index``."""
         lengths = [len(self.ids[i]) for i in index]

@@ -26,6 +26,8 @@ from pocketlm.runtime.artifact import PocketLMError
 from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
 from pocketlm.runtime.metrics import accuracy, entity_prf, macro_f1
 
+from .options import option
+
 Measure = Callable[[Sequence[Any], Sequence[Any], Sequence[str]], dict[str, float]]
 
 
@@ -114,3 +116,8 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise PocketLMError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
+
+
+#: The ``--task`` option of ``pocketlm train`` (default: the language model).
+TASK_OPTION = option("What the model learns (default: lm, the language model); a labelled "
+                     "task trains on a `pocketlm ingest --task` folder", choices=task_names)

@@ -84,9 +84,9 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float, int8: bool, ort: b
            overwrite: bool) -> None:
     """Export a checkpoint to ONNX graphs checked against torch."""
     from pocketlm.export import ExportConfig
-    from pocketlm.export import export as run_export
+    from pocketlm.export.task_export import export_checkpoint
 
-    manifest = run_export(checkpoint_dir, out,
+    manifest = export_checkpoint(checkpoint_dir, out,
                           ExportConfig(tolerance=tolerance, int8=int8, ort=ort), overwrite)
     sizes = ", ".join(f"{f} {b / 1e6:.1f} MB" for f, b in manifest["export"]["bytes"].items())
     click.echo(f"wrote {out}: {sizes}")
@@ -111,8 +111,17 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float, int8: bool, ort: b
 def evaluate(model_dir: Path | None, data_dir: Path, split: str, backend: str,
              checkpoint_dir: Path | None, batch_size: int, precision: str,
              threads: int | None, as_json: bool) -> None:
-    """Stream perplexity of a data split (state carried across lines)."""
+    """Stream perplexity of a data split (state carried across lines); for a classifier or
+    tagger model, its task's metrics (accuracy and macro-F1, or entity P/R/F1)."""
     from pocketlm.pipeline.evaluate import evaluate as run_evaluate
+    from pocketlm.pipeline.task_eval import evaluate_model, model_task
+
+    if model_dir is not None and model_task(model_dir).labelled:
+        report = evaluate_model(model_dir, data_dir, split, precision, threads)
+        click.echo(json.dumps(report) if as_json else f"{split} ({report['task']}, "
+                   f"{precision}, {report['sentences']:,} sentences): " + ", ".join(
+                       f"{k} {v:.4f}" for k, v in report["metrics"].items()))
+        return
 
     result = run_evaluate(model_dir, data_dir, split, backend, checkpoint_dir, batch_size,
                           precision, threads)
