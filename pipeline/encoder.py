@@ -153,14 +153,16 @@ class ClassifyHead(nn.Module):
 
 
 class TagHead(nn.Module):
-    """A linear layer per piece: ``[B, L, D] → [B, L, T]``."""
+    """A linear layer per piece: ``[B, L, D] → [B, L, T]``, 0 beyond each length."""
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.linear = nn.Linear(config.output_size, config.labels)
 
     def forward(self, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return F.log_softmax(self.linear(out).float(), dim=-1)                   # (B, L, T)
+        logp = F.log_softmax(self.linear(out).float(), dim=-1)                   # (B, L, T)
+        inside = valid_mask(lengths, out.shape[1]).unsqueeze(2)                  # (B, L, 1)
+        return torch.where(inside, logp, torch.zeros_like(logp))
 
 
 #: The heads a task can put on the encoder (a task names one; adding one is an entry here,
