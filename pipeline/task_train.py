@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 _COUNT = {"minimum": 0}
 ENCODER_FIELDS = tuple(f.name for f in dataclasses.fields(EncoderConfig)
                        if f.name not in ("vocab_size", "labels", "head"))
+SAVE_DUE, TIME_UP = 1, 2         # rank 0's flags, sent with each step's loss
 #: Fields a resume may not change.
 FIXED_ON_RESUME = ("task", "cell", "layers", "embedding_size", "hidden_size", "bidirectional",
                    "pooling", "batch_size")
@@ -192,7 +193,7 @@ class TaskTrainer:
 
             self.net = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda"
-                else None, find_unused_parameters=True)
+                else None)
         encoder = [p for n, p in self.model.named_parameters()
                    if n == "encoder.embedding.weight" or n.startswith("encoder.rnn")]
         ids = {id(p) for p in encoder}
@@ -345,10 +346,14 @@ class TaskTrainer:
                     batch = self.train_set.batch(batches[run.position], self.device,
                                                  task.per_piece)
                     loss = self.loss(batch)
-                    due = (config.max_minutes and self.elapsed() >= config.max_minutes * 60
-                           or config.save_minutes and time.perf_counter() - self.last_save
-                           >= config.save_minutes * 60)
-                    value, flags = distributed.step_sync(loss, int(bool(due)), self.procs)
+                    flags = 0                     # rank 0 decides; every process follows
+                    if self.procs.main:
+                        if config.max_minutes and self.elapsed() >= config.max_minutes * 60:
+                            flags |= TIME_UP
+                        if config.save_minutes and (time.perf_counter() - self.last_save
+                                                    >= config.save_minutes * 60):
+                            flags |= SAVE_DUE
+                    value, flags = distributed.step_sync(loss, flags, self.procs)
                     if not math.isfinite(value):
                         raise PocketLMError(f"training stopped: the loss became {value} at step "
                                             f"{run.step + 1}; lower --lr and train again")
@@ -373,12 +378,11 @@ class TaskTrainer:
                         log.info("epoch %d step %d: loss %.4f", run.epoch, run.step, value)
                     if config.max_steps and run.step >= config.max_steps:
                         stop = "max_steps"
-                    elif flags and config.max_minutes and \
-                            self.elapsed() >= config.max_minutes * 60:
+                    elif flags & TIME_UP:
                         stop = "max_minutes"
                     if stop:
                         break
-                    if flags:
+                    if flags & SAVE_DUE:
                         self.save("running")
                 if run.position >= len(batches):
                     run.epoch, run.position = run.epoch + 1, 0
