@@ -139,9 +139,10 @@ def quick_run(out: Path, max_steps: int = 100) -> tuple[Path, Path, Path]:
     figures."""
     import logging
 
-    from pocketlm.export import export
+    from pocketlm.export.onnx_export import export
     from pocketlm.pipeline.ingest import IngestConfig, ingest
-    from pocketlm.pipeline.train import preset, train
+    from pocketlm.pipeline.config import preset
+    from pocketlm.pipeline.train import train
 
     logging.getLogger("pocketlm").setLevel(logging.WARNING)
     data, ckpt, model = out / "data", out / "checkpoint", out / "model"

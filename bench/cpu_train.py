@@ -48,7 +48,8 @@ def main() -> None:
 
     import torch
 
-    from pocketlm.pipeline.train import preset, train
+    from pocketlm.pipeline.config import preset
+    from pocketlm.pipeline.train import train
 
     if args.threads:
         torch.set_num_threads(args.threads)

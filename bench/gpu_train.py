@@ -33,7 +33,9 @@ from typing import Any
 
 import torch
 
-from pocketlm.pipeline.train import PRESETS, TrainConfig, environment, preset, train
+from pocketlm.pipeline.config import PRESETS, TrainConfig, preset
+from pocketlm.pipeline.device import environment
+from pocketlm.pipeline.train import train
 
 BASELINE = TrainConfig.of(cell="lstm", layers=2, embedding_size=650, hidden_size=650, dropout=0.5,
                        input_dropout=0.5, tied=False, batch_size=20, bptt=35, epochs=6,
@@ -77,7 +79,7 @@ def run(label: str, config: TrainConfig, data: Path, out: Path) -> dict[str, Any
 
 def check_export(checkpoint: Path, work: Path, data: Path) -> None:
     """The large preset's weights through ONNX on the CPU give the same test figure."""
-    from pocketlm.export import export
+    from pocketlm.export.onnx_export import export
     from pocketlm.pipeline.evaluate import evaluate
 
     t0 = time.perf_counter()

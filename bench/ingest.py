@@ -43,7 +43,7 @@ KJV_TOKENS = 948_059
 
 def big_corpus(workdir: Path, tokens: float) -> Path:
     """The KJV's verses repeated to at least ``tokens`` tokens, as one .txt file (cached)."""
-    from pocketlm.pipeline.corpus import load_corpus
+    from pocketlm.pipeline.sources import load_corpus
 
     repeats = math.ceil(tokens / KJV_TOKENS)
     path = workdir / f"kjv_x{repeats}.txt"

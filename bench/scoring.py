@@ -58,7 +58,7 @@ class TorchScorer:
         import torch
         from tokenizers import Tokenizer
 
-        from pocketlm.pipeline.train import load_checkpoint
+        from pocketlm.pipeline.checkpoint import load_checkpoint
 
         self.torch = torch
         self.model, _ = load_checkpoint(checkpoint)

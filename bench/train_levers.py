@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     from pocketlm.pipeline.model import RNNLM
-    from pocketlm.pipeline.train import preset
+    from pocketlm.pipeline.config import preset
     from pocketlm.runtime.artifact import read_manifest
 
     cpu = cpu_flags()

@@ -46,7 +46,9 @@ def main() -> None:
     import torch
 
     from pocketlm.pipeline.ingest import IngestConfig, ingest
-    from pocketlm.pipeline.train import preset, resolve_device, train
+    from pocketlm.pipeline.config import preset
+    from pocketlm.pipeline.device import resolve_device
+    from pocketlm.pipeline.train import train
 
     logging.getLogger("pocketlm").setLevel(logging.WARNING)
     device = resolve_device(args.device)

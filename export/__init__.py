@@ -1,5 +1,6 @@
-"""pocketlm.export: checkpoint folder → model folder (ONNX graphs checked against torch)."""
+"""pocketlm.export: checkpoint folder → model folder (ONNX graphs checked against torch).
 
-from .onnx_export import CHECK_SHAPES, ExportConfig, ExportError, ScoreGraph, StepGraph, export
-
-__all__ = ["CHECK_SHAPES", "ExportConfig", "ExportError", "ScoreGraph", "StepGraph", "export"]
+The stage is :func:`pocketlm.export.onnx_export.export`, configured by
+:class:`pocketlm.export.config.ExportConfig`; int8 copies come from :mod:`.quantize`, the
+ORT-format graphs and shared weights from :mod:`.portable`.
+"""

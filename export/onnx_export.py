@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, che
                                        package_versions, sha256_file, write_manifest)
 
 from . import portable
+from .config import ExportConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +47,6 @@ CHECK_SHAPES = ((1, 1), (3, 7), (5, 35), (2, 100))
 
 class ExportError(PocketLMError):
     """The exported graphs do not reproduce the torch model."""
-
-
-@dataclass(frozen=True)
-class ExportConfig:
-    """``tolerance`` is the largest allowed |onnxruntime - torch| on a log-probability; ``ort``
-    also writes ORT-format graphs and their operator list (export/portable.py)."""
-
-    opset: int = 17
-    tolerance: float = 1e-4
-    int8: bool = True
-    seed: int = 0
-    ort: bool = False
 
 
 class ScoreGraph(nn.Module):
@@ -152,10 +141,12 @@ def verify(model: RNNLM, folder: Path, files: dict[str, str], state_names: list[
 
 
 def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
-           config: ExportConfig = ExportConfig(), overwrite: bool = False) -> dict[str, Any]:
-    """Run the export stage into ``out`` (written atomically); return the manifest."""
+           config: ExportConfig | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Run the export stage into ``out`` (written atomically) with ``config`` (default:
+    ``ExportConfig()``); return the manifest."""
     import onnx
 
+    config = ExportConfig() if config is None else config
     check_output_folder(out, overwrite)
     model, ckpt = load_checkpoint(checkpoint_dir)
     model = model.float().eval()

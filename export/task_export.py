@@ -39,7 +39,8 @@ from pocketlm.runtime.artifact import (atomic_folder, check_output_folder, packa
 from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
 
 from . import portable
-from .onnx_export import CHECK_SHAPES, ExportConfig, ExportError
+from .config import ExportConfig
+from .onnx_export import CHECK_SHAPES, ExportError
 from .onnx_export import export as export_language_model
 
 log = logging.getLogger(__name__)

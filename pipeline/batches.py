@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pocketlm.runtime.artifact import PocketLMError
+from pocketlm.runtime.artifact import EOS_ID, PocketLMError
 
 if TYPE_CHECKING:
     import torch
@@ -159,6 +159,16 @@ class LineWindows:
         of a pass."""
         length = min(length, self.columns - 1 - start)
         return _split(self.array(index, length, epoch), device)
+
+
+def training_windows(stream: np.ndarray, kind: str, rows: int, seed: int, shard: int = 0,
+                     shards: int = 1) -> TokenRows | LineWindows:
+    """The training split's windows for ``--windows kind``: ``"stream"`` (:class:`TokenRows`,
+    state carried) or ``"verse"`` (:class:`LineWindows` at every ``<eos>``, state reset)."""
+    if kind == "verse":
+        starts = np.flatnonzero(np.asarray(stream[:-1]) == EOS_ID)
+        return LineWindows(stream, rows, starts, seed, shard=shard, shards=shards)
+    return TokenRows(stream, rows, shard=shard, shards=shards)
 
 
 def _split(array: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

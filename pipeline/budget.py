@@ -7,16 +7,36 @@ evaluation on a slice of the validation split, and then fixes the number of step
 the largest that fits the budget with the evaluations and the final test evaluation it implies.
 From then on the run is exactly the run ``--max-steps N`` would be; ``N`` is recorded in the
 checkpoint manifest (``config.max_steps`` and ``budget``), so ``train --max-steps N`` reproduces
-it, weight for weight.
+it, weight for weight. The trainer uses it in three calls::
+
+    probe = Probe(warmup, schedule, step, out)   # before the first step: when the plan is due
+    probe.timed(step, seconds) -> due            # after each step, until due
+    budget = plan_run(model, valid_ids, ...)     # rank 0, at that step: times an evaluation,
+                                                 # returns the Budget (steps = the run's max_steps)
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from pocketlm.runtime.artifact import PocketLMError
+
+from .evaluate import stream_nll_torch
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import RNNLM
+
+log = logging.getLogger(__name__)
 
 #: Steps timed before the plan is made: the first ``PROBE_SKIP`` (allocation, first-call costs)
 #: are left out; the plan is made after ``PROBE_SKIP + PROBE_STEPS`` steps, or at the end of a
@@ -106,3 +126,55 @@ def plan_steps(minutes: float, spent: float, done: int, step_seconds: float,
         else:
             high = mid - 1
     return low
+
+
+class Probe:
+    """The steps a ``--minutes`` run times before its plan: those after the first
+    ``PROBE_SKIP``, up to :func:`probe_end`."""
+
+    def __init__(self, warmup: int, schedule: str, step: int,
+                 out: str | os.PathLike[str]) -> None:
+        self.at = probe_end(warmup, schedule)
+        if step >= self.at:
+            raise PocketLMError(f"{out}: this --minutes run stopped before it fixed its "
+                                f"length; start it again")
+        self.seconds: list[float] = []
+
+    def timed(self, step: int, seconds: float) -> bool:
+        """Record that step ``step`` (1-based) took ``seconds``; return whether the plan is due."""
+        if step > PROBE_SKIP:
+            self.seconds.append(seconds)
+        return step == self.at
+
+
+def plan_run(model: RNNLM, valid_ids: np.ndarray, splits: Mapping[str, Any], *, minutes: float,
+             eval_batch_size: int, eval_tokens: int, eval_every: int, step: int, entered: float,
+             step_seconds: float, per_epoch: int, device: torch.device) -> Budget:
+    """The plan at step ``step``: an evaluation timed on a slice of the validation split (no
+    random draws), then the steps that fit ``minutes`` counted from ``entered`` (the
+    ``perf_counter`` when the run's ``train()`` call began). ``splits`` is the data manifest's
+    ``splits`` (their token counts); ``model`` is the model the evaluations will read."""
+    valid, test = splits["valid"]["tokens"], splits["test"]["tokens"]
+    sample = min(valid, 20 * eval_batch_size * 70)
+    t0 = time.perf_counter()
+    stream_nll_torch(model, valid_ids, eval_batch_size, device=device, max_tokens=sample)
+    per_token = (time.perf_counter() - t0) / sample
+    limit = eval_tokens or math.inf
+    eval_seconds = per_token * min(valid, limit)
+    final_seconds = per_token * min(test, limit) + eval_seconds       # test and last save
+    spent = time.perf_counter() - entered
+    steps = plan_steps(minutes, spent, step, step_seconds, eval_seconds, final_seconds,
+                       per_epoch, eval_every)
+    return Budget(minutes, step, spent, step_seconds, eval_seconds, final_seconds,
+                  evaluations(steps, per_epoch, eval_every), steps)
+
+
+def log_plan(budget: Budget, schedule: str, warmup: int) -> None:
+    """Say what the plan fixed, and warn when it leaves a cosine schedule no room."""
+    log.info("--minutes %g: %d steps fit (%.1f ms a step, %.2f s an evaluation); the same "
+             "run: --max-steps %d", budget.minutes, budget.steps, 1000 * budget.step_seconds,
+             budget.eval_seconds, budget.steps)
+    if schedule == "cosine" and budget.steps <= warmup:
+        log.warning("--minutes %g fits only %d steps, no more than the %d warmup steps: the "
+                    "cosine never starts; give more minutes", budget.minutes, budget.steps,
+                    warmup)

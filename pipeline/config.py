@@ -11,6 +11,8 @@ fields, so ``TrainConfig.of(cell="gru", hidden_size=256, epochs=2)`` reads as th
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +138,13 @@ class TrainConfig:
         fields.update((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)
                       if f.name != "model")
         return fields
+
+    def last_epoch(self, per_epoch: int) -> int:
+        """The epoch a run of ``per_epoch`` windows an epoch ends in: ``epochs``, or as many as
+        ``max_steps`` needs (a ``--minutes`` run before its plan: no limit)."""
+        if self.minutes and not self.max_steps:
+            return sys.maxsize
+        return max(self.epochs, math.ceil(self.max_steps / per_epoch))
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         """The model's shape for a vocabulary of ``vocab_size`` words (checks that need the

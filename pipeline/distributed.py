@@ -69,6 +69,17 @@ def start(device_name: str) -> Processes:
     return Processes(rank, world, device, backend)
 
 
+
+def wrap(net: torch.nn.Module, procs: Processes, find_unused: bool) -> torch.nn.Module:
+    """``net`` under DistributedDataParallel when there are several processes, else ``net``."""
+    if procs.world == 1:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(
+        net, device_ids=[procs.device.index] if procs.device.type == "cuda" else None,
+        find_unused_parameters=find_unused)
+
 def gather_rows(tensor: torch.Tensor, procs: Processes) -> torch.Tensor:
     """Concatenate every process's ``[layers, rows, hidden]`` state along the rows."""
     if procs.world == 1:

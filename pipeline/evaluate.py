@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,14 +30,12 @@ from pocketlm.runtime.artifact import PocketLMError, read_manifest
 
 from .batches import TokenRows, batchify
 
-__all__ = ["batchify", "evaluate", "stream_nll_onnx", "stream_nll_torch"]
-
 if TYPE_CHECKING:
     import torch
 
     from pocketlm.runtime import LanguageModel
 
-    from .model import RNNLM
+    from .model import RNNLM, ModelConfig
 
 
 def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: int = 70,
@@ -63,6 +62,24 @@ def stream_nll_torch(model: RNNLM, stream: np.ndarray, batch: int = 10, bptt: in
             start += y.shape[1]
     model.train(was_training)
     return float(total), rows.predictions
+
+
+def best_test_perplexity(model_config: ModelConfig, weights: Path, test_ids: np.ndarray,
+                         batch: int, device: torch.device, max_tokens: int = 0) -> float | None:
+    """Stream perplexity of the weights file ``weights`` on the test split (None when the split
+    has fewer than two columns); builds the model without touching the RNG state."""
+    import torch
+
+    from .checkpoint import load_weights
+    from .model import RNNLM
+
+    if len(test_ids) // batch < 2:
+        return None
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        model = RNNLM(model_config).to(device)
+    load_weights(model, weights)
+    nll, count = stream_nll_torch(model, test_ids, batch, device=device, max_tokens=max_tokens)
+    return math.exp(nll / count)
 
 
 def stream_nll_onnx(lm: LanguageModel, stream: np.ndarray, batch: int = 10) -> tuple[float, int]:

@@ -16,6 +16,8 @@ Two passes over the corpus (the same for a streamed source, which is read twice)
     pass 2   every line ──▶ its split's buffer ──▶ encode_batch ──▶ ids + <eos> ──▶ split.bin
                                                                   └▶ counts, <unk> words
 
+Reading the corpus is :mod:`.corpus` (and :mod:`.sources`), writing the split files and their
+figures :mod:`.splits`; this module holds the configuration, the vocabulary and the two passes.
 The fingerprint (source identity + configuration) is stored in the manifest: the same command on
 an unchanged source finds its folder and reuses it instead of redoing the work.
 """
@@ -27,8 +29,6 @@ import json
 import logging
 import os
 import time
-import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -41,8 +41,10 @@ from pocketlm.runtime.artifact import (EOS_ID, EOS_TOKEN, MANIFEST, SPECIAL_TOKE
                                        check_output_folder, package_versions, read_manifest,
                                        write_manifest)
 
-from .corpus import LONG_LINES, SPLITS, Corpus, LineCounts, expand_files, kjv_path, load_corpus
+from .corpus import LONG_LINES, SPLITS, Corpus, LineCounts
 from .options import check_fields, option, option_name
+from .sources import expand_files, kjv_path, load_corpus
+from .splits import BATCH_LINES, SplitStats, SplitWriter, split_entry
 
 log = logging.getLogger(__name__)
 TOKENIZER = "tokenizer.json"
@@ -51,12 +53,6 @@ NUM_TOKEN = "<num>"
 #: What number folding replaces: a run of digits, with inner ``.``, ``,`` or ``:`` groups
 #: (``1611``, ``3.14``, ``1,000``, ``12:30``), not inside a word (``v12`` and ``2nd`` stay).
 NUMBER_PATTERN = r"\b\d+(?:[.,:]\d+)*\b"
-#: Lines encoded per batch.
-BATCH_LINES = 8192
-#: Most frequent ``<unk>`` words kept per split in the manifest.
-UNK_TOP = 10
-#: Distinct ``<unk>`` words counted per split; beyond it only words already seen are counted.
-UNK_TYPES_MAX = 1_000_000
 #: Configuration fields that do not change the folder's contents (left out of the fingerprint).
 NOT_FINGERPRINTED = ("streaming",)
 
@@ -227,25 +223,6 @@ def build_tokenizer(lines: Iterable[str] | Iterable[list[str]], vocab_size: int,
     return tokenizer
 
 
-# --- writing the splits --------------------------------------------------------------------------
-
-
-@dataclass
-class SplitStats:
-    """Running figures of one split while its ids are written."""
-
-    vocab_size: int
-    lines: int = 0
-    tokens: int = 0
-    oov_words: int = 0
-    unk_words: Counter[str] = field(default_factory=Counter)
-    unk_truncated: bool = False
-    counts: np.ndarray = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        self.counts = np.zeros(self.vocab_size, dtype=np.int64)
-
-
 def _progress(desc: str) -> Any:
     from tqdm.auto import tqdm
 
@@ -267,81 +244,6 @@ def _batched(records: Iterator[tuple[str, str]], bar: Any, size: int = 1000
             batch = []
     if batch:
         yield batch
-
-
-class _Writer:
-    """Encodes buffered lines of one split and appends their ids to its file."""
-
-    def __init__(self, tokenizer: Any, path: Path, dtype: np.dtype, stats: SplitStats,
-                 lowercase: bool) -> None:
-        self.tokenizer, self.dtype, self.stats, self.lowercase = tokenizer, dtype, stats, lowercase
-        self.fh = open(path, "wb")
-        self.buffer: list[str] = []
-        # without character offsets (faster); the lines holding <unk> are encoded again with them
-        self.encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-
-    def add(self, line: str) -> None:
-        self.buffer.append(line)
-        if len(self.buffer) == BATCH_LINES:
-            self.flush()
-
-    def flush(self) -> None:
-        lines, self.buffer = self.buffer, []
-        if not lines:
-            return
-        encodings = self.encode(lines)
-        flat_list: list[int] = []
-        lengths = np.empty(len(lines), dtype=np.int64)
-        for j, enc in enumerate(encodings):
-            ids = enc.ids
-            flat_list += ids
-            flat_list.append(EOS_ID)
-            lengths[j] = len(ids) + 1
-        flat = np.array(flat_list, dtype=self.dtype)
-        flat.tofile(self.fh)
-        st = self.stats
-        st.lines += len(lines)
-        st.tokens += int(flat.size)
-        st.counts += np.bincount(flat, minlength=st.vocab_size)
-        unk = np.flatnonzero(flat == UNK_ID)
-        if unk.size:
-            st.oov_words += int(unk.size)
-            ends = np.cumsum(lengths)
-            which = np.searchsorted(ends, unk, side="right")
-            positions = unk - (ends - lengths)[which]
-            unk_lines = sorted(set(which.tolist()))
-            offsets = dict(zip(unk_lines, (e.offsets for e in self.tokenizer.encode_batch(
-                [lines[j] for j in unk_lines]))))
-            for j, k in zip(which.tolist(), positions.tolist()):
-                start, end = offsets[j][k]
-                word = unicodedata.normalize("NFKC", lines[j][start:end])
-                word = word.lower() if self.lowercase else word
-                if word in st.unk_words or len(st.unk_words) < UNK_TYPES_MAX:
-                    st.unk_words[word] += 1
-                else:
-                    st.unk_truncated = True
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-def _split_entry(split: str, stats: SplitStats, guard: LineCounts, dtype: np.dtype,
-                 rule: str) -> dict[str, Any]:
-    words = stats.tokens - stats.lines
-    in_vocab_types = int(np.count_nonzero(stats.counts[len(SPECIAL_TOKENS):]))
-    types = in_vocab_types + len(stats.unk_words)
-    return {
-        "file": f"{split}.bin", "dtype": dtype.name, "rule": rule,
-        "lines": stats.lines, "tokens": stats.tokens, "words": words,
-        "oov_words": stats.oov_words, "oov_rate": stats.oov_words / words if words else 0.0,
-        "types": types, "oov_types": len(stats.unk_words),
-        "type_coverage": in_vocab_types / types if types else 0.0,
-        "vocab_seen": in_vocab_types / max(1, stats.vocab_size - len(SPECIAL_TOKENS)),
-        "unk_top": [[w, c] for w, c in stats.unk_words.most_common(UNK_TOP)],
-        "unk_types_truncated": stats.unk_truncated,
-        "long_lines": guard.long_lines, "long_line_pieces": guard.pieces,
-        "long_lines_dropped": guard.dropped,
-    }
 
 
 def _emptied(split: str, config: IngestConfig) -> PocketLMError:
@@ -395,7 +297,7 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
     rules = corpus.rules()
     with atomic_folder(out, overwrite) as tmp:
         tokenizer.save(str(tmp / TOKENIZER))
-        writers = {s: _Writer(tokenizer, tmp / f"{s}.bin", dtype, stats[s], config.lowercase)
+        writers = {s: SplitWriter(tokenizer, tmp / f"{s}.bin", dtype, stats[s], config.lowercase)
                    for s in SPLITS}
         try:
             with _progress("token ids") as bar:
@@ -411,7 +313,7 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
         finally:
             for writer in writers.values():
                 writer.close()
-        splits = {s: _split_entry(s, stats[s], guard[s], dtype, rules[s]) for s in SPLITS}
+        splits = {s: split_entry(s, stats[s], guard[s], dtype, rules[s]) for s in SPLITS}
         for split in SPLITS:
             if splits[split]["lines"] == 0:
                 if split in corpus.parts or guard[split].dropped:
@@ -439,43 +341,6 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
     log.info("ingest: %d words in the vocabulary; train/valid/test tokens %d/%d/%d in %.1f s",
              vocab_size, *(splits[s]["tokens"] for s in SPLITS), manifest["seconds"])
     return {**manifest, "reused": False}
-
-
-# --- the report ----------------------------------------------------------------------------------
-
-
-def report(manifest: dict[str, Any]) -> str:
-    """The per-split table of a data manifest, as ``ingest`` prints it (and ``--stats``)."""
-    splits = manifest["splits"]
-    header = ["split", "lines", "tokens", "OOV rate", "types in vocab", "long split/dropped"]
-    rows = []
-    for name, s in splits.items():
-        long = (f"{s['long_lines'] - s['long_lines_dropped']:,}/{s['long_lines_dropped']:,}"
-                if "long_lines" in s else "n/a")
-        coverage = f"{s['type_coverage']:.2%}" if "type_coverage" in s else "n/a"
-        rows.append([name, f"{s['lines']:,}", f"{s['tokens']:,}", f"{s['oov_rate']:.2%}",
-                     coverage, long])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(r, widths))) for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append("")
-    lines.append(f"vocabulary: {manifest['vocab_size']:,} words (<unk> = 0, <eos> = 1); "
-                 f"fingerprint {manifest.get('fingerprint', 'n/a')}")
-    for name, s in splits.items():
-        if "rule" in s:
-            lines.append(f"{name} split: {s['rule']}")
-    for name, s in splits.items():
-        top = s.get("unk_top")
-        if top:
-            words = ", ".join(f"{w} ({c:,})" for w, c in top)
-            lines.append(f"most frequent <unk> words, {name}: {words}")
-    return "\n".join(lines)
-
-
-def stats(data_dir: str | os.PathLike[str]) -> str:
-    """The report of an existing data folder (``pocketlm ingest --stats DIR``)."""
-    return report(read_manifest(data_dir, "data", verify=False))
 
 
 def load_split(data_dir: str | os.PathLike[str], split: str,

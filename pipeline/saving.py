@@ -1,4 +1,5 @@
-"""Writing the checkpoint folder while a run goes on (the layout: :mod:`.checkpoint`).
+"""Writing the checkpoint folder while a run goes on (the layout: :mod:`.checkpoint`), and
+picking a run up from it (:func:`resume_run`).
 
 :class:`RunState` is where a run stands (step, epoch, window position, metrics so far); every
 checkpoint stores it, so a resume continues it. :class:`CheckpointWriter` writes one checkpoint:
@@ -11,6 +12,7 @@ every process hands in its carried state rows and RNG state, rank 0 writes the f
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,13 +25,16 @@ from pocketlm.runtime.artifact import package_versions, sha256_file, write_manif
 
 from . import distributed
 from .cells import State
-from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, optimizer_state, rng_state,
+from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, SavedRun, load_state_into,
+                         optimizer_state, restore_optimizer, restore_rng, rng_state,
                          save_training_state, save_weights, weight_tensors, write_bytes_atomic,
                          write_curve)
 from .config import TrainConfig
 from .device import environment
 from .model import RNNLM, ModelConfig
 from .recipe import WeightAverage
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,6 +77,33 @@ def restore_extra_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any],
     if average is not None and meta.get("ema") == len(average.shadow):
         for i, shadow in enumerate(average.shadow):
             shadow.copy_(tensors[f"ema.{i}"])
+
+
+def resume_run(saved: SavedRun, model: RNNLM, optimizer: torch.optim.Optimizer,
+               average: WeightAverage | None, rows: int, procs: distributed.Processes
+               ) -> tuple[RunState, State, WeightAverage | None]:
+    """Continue the saved run in a fresh process: its weights, optimiser, RNG and EMA go into
+    ``model``, ``optimizer`` and a new weight average; returns its run state (one more resume),
+    this process's ``rows`` of the carried state and the weight average."""
+    groups, meta = saved.groups, saved.meta
+    load_state_into(model, groups["model"], str(saved.folder / LAST))
+    if average is not None:
+        average = WeightAverage(model, average.decay)              # from the loaded weights
+    restore_optimizer(optimizer, groups.get("optimizer", {}), meta["optimizer"])
+    run = RunState(**meta["run"])
+    run.resumes += 1
+    carried = tuple(groups["carried"][name][:, procs.rank * rows:(procs.rank + 1) * rows]
+                    .to(procs.device) for name in model.cell.state_names)
+    rng = groups.get(f"rng{procs.rank}")
+    if meta["world"] == procs.world and rng is not None:
+        restore_rng(rng, procs.device)
+    else:
+        log.warning("resuming with %d processes instead of %d: dropout draws differ from "
+                    "the interrupted run", procs.world, meta["world"])
+    restore_extra_state(groups.get("extra", {}), meta.get("extra", {}), average)
+    log.info("resume: %s at step %d (epoch %d, window position %d)", saved.folder, run.step,
+             run.epoch, run.position)
+    return run, carried, average
 
 
 def data_reference(data_dir: str | os.PathLike[str], data: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Stage 2, train: fit a recurrent LM on the token ids an ingest folder holds. This module is the
 loop; beside it are the config and presets (``config.py``), the device (``device.py``), the
-torchrun processes (``distributed.py``), checkpoint writing (``saving.py``) and reading
-(``checkpoint.py``), the recipe (``recipe.py``) and the windows (``batches.py``).
+torchrun processes (``distributed.py``), checkpoint writing and resuming (``saving.py``) and
+reading (``checkpoint.py``), the recipe (``recipe.py``), the windows (``batches.py``) and the
+``--minutes`` plan (``budget.py``).
 
 Reads only the data folder (manifest, ``tokenizer.json``, memory-mapped ``*.bin``), so it runs
 on GPU hosts without ``datasets``. Writes the checkpoint folder in place while it runs, so a run
@@ -21,12 +22,10 @@ window starts at line boundaries from the zero state, as sentence scoring does).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,30 +34,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, check_output_folder,
+from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_output_folder,
                                        read_manifest)
 
 from . import distributed
-from .batches import LineWindows, TokenRows
-from .budget import (PROBE_SKIP, Budget, evaluations, plan_steps, probe_end,
-                     step_time)
+from .batches import training_windows
+from .budget import Budget, Probe, log_plan, plan_run, step_time
 from .cells import State
-from .checkpoint import (TOKENIZER, WEIGHTS, SavedRun, load_checkpoint, load_state_into,
-                         load_weights, perplexity, restore_optimizer, restore_rng, save_weights)
-from .config import PRESETS, TrainConfig, preset
-from .device import autocast_bf16, progress_bar, resolve_device, synchronize
-from .evaluate import stream_nll_torch
+from .checkpoint import TOKENIZER, WEIGHTS, SavedRun, perplexity, save_weights
+from .config import TrainConfig
+from .device import autocast_bf16, progress_bar, synchronize
+from .evaluate import best_test_perplexity, stream_nll_torch
 from .ingest import load_split
 from .model import RNNLM, detach_state
 from .outputs import FREQUENCY_ORDER, UNUSED_PARAMETERS, check_frequency_order, get_output
 from .recipe import LossNet, WeightAverage, learning_rate, make_optimizer, window_length
-from .saving import CheckpointWriter, RunState, extra_state, restore_extra_state
+from .saving import CheckpointWriter, RunState, resume_run
 
 log = logging.getLogger(__name__)
-
-__all__ = ["PRESETS", "RunState", "TrainConfig", "Trainer", "TrainingStopped", "extra_state",
-           "learning_rate", "load_checkpoint", "load_weights", "preset", "resolve_device",
-           "save_weights", "train", "window_length", "window_loss"]
 
 SAVE_DUE, TIME_UP = 1, 2         # rank 0's flags, sent with each step's loss
 
@@ -108,23 +101,11 @@ class Trainer:
         self.model = model = RNNLM(self.model_config).to(device)
         if procs.rank:
             torch.manual_seed(config.seed + 7919 * procs.rank)    # own dropout masks per process
-        self.net: nn.Module = LossNet(model)
-        if procs.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            self.net = DistributedDataParallel(
-                self.net, device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=output.has(UNUSED_PARAMETERS))
+        self.net = distributed.wrap(LossNet(model), procs, output.has(UNUSED_PARAMETERS))
         self.optimizer = make_optimizer(model, config)
         self.average = WeightAverage(model, config.ema) if config.ema else None
-        self.rows: TokenRows | LineWindows
-        if config.windows == "verse":
-            starts = np.flatnonzero(np.asarray(train_ids[:-1]) == EOS_ID)
-            self.rows = LineWindows(train_ids, config.batch_size, starts, config.seed,
-                                    shard=procs.rank, shards=procs.world)
-        else:
-            self.rows = TokenRows(train_ids, config.batch_size, shard=procs.rank,
-                                  shards=procs.world)
+        self.rows = training_windows(train_ids, config.windows, config.batch_size, config.seed,
+                                     shard=procs.rank, shards=procs.world)
         self.have_valid = len(self.valid_ids) // config.eval_batch_size >= 2
         if not self.have_valid:
             log.warning("validation split too small to evaluate; keeping the last weights")
@@ -132,36 +113,15 @@ class Trainer:
         self.carried: State | None = None
         self.saved_steps: list[int] = []
         if saved is not None:
-            self._restore(saved)
+            self.run, self.carried, self.average = resume_run(saved, model, self.optimizer,
+                                                              self.average, self.rows.rows, procs)
+            self.saved_steps.append(self.run.step)
         self.segment: dict[str, Any] = {"startup_seconds": None}   # call → end of first step
         self.writer = CheckpointWriter(out, config, self.model_config, data_dir, data, model,
                                        self.optimizer, self.average, procs, self.use_bf16,
                                        self.segment)
         self.segment_start = self.last_save = time.perf_counter()
         self.elapsed_before = self.run.elapsed
-
-    def _restore(self, saved: SavedRun) -> None:
-        """Continue the saved run: weights, optimiser, run state, carried state, RNG, EMA."""
-        groups, meta, procs, model = saved.groups, saved.meta, self.procs, self.model
-        load_state_into(model, groups["model"], str(saved.folder / "last.safetensors"))
-        if self.average is not None:
-            self.average = WeightAverage(model, self.config.ema)     # from the loaded weights
-        restore_optimizer(self.optimizer, groups.get("optimizer", {}), meta["optimizer"])
-        self.run = run = RunState(**meta["run"])
-        run.resumes += 1
-        per = self.rows.rows
-        self.carried = tuple(groups["carried"][name][:, procs.rank * per:(procs.rank + 1) * per]
-                             .to(self.device) for name in model.cell.state_names)
-        rng = groups.get(f"rng{procs.rank}")
-        if meta["world"] == procs.world and rng is not None:
-            restore_rng(rng, self.device)
-        else:
-            log.warning("resuming with %d processes instead of %d: dropout draws differ from "
-                        "the interrupted run", procs.world, meta["world"])
-        restore_extra_state(groups.get("extra", {}), meta.get("extra", {}), self.average)
-        self.saved_steps.append(run.step)
-        log.info("resume: %s at step %d (epoch %d, window position %d)", self.out, run.step,
-                 run.epoch, run.position)
 
     def elapsed(self) -> float:  # wall time of the run, resumed segments included
         return self.elapsed_before + time.perf_counter() - self.segment_start
@@ -275,72 +235,40 @@ class Trainer:
         run.since_tokens += y.numel() * self.procs.world
         return loss_value, flags
 
-    def last_epoch(self, per_epoch: int) -> int:
-        """The epoch the run ends in: ``epochs``, or as many as ``max_steps`` needs (a
-        ``--minutes`` run before its plan: no limit)."""
-        config = self.config
-        if config.minutes and not config.max_steps:
-            return sys.maxsize
-        return max(config.epochs, math.ceil(config.max_steps / per_epoch))
-
     def plan(self, per_epoch: int, step_seconds: float) -> None:
-        """Fix a ``--minutes`` run's length: the steps that fit the budget at ``step_seconds``
-        a step, with the evaluations they imply timed on a slice of the validation split. From
+        """Fix a ``--minutes`` run's length (:func:`~pocketlm.pipeline.budget.plan_run`). From
         here on the run is the run ``--max-steps N`` is (``N`` recorded in the manifest)."""
         config, run = self.config, self.run
         budget = Budget(config.minutes, run.step, 0.0, step_seconds, 0.0, 0.0, 0, 0)
         if self.procs.main:
-            valid = self.data["splits"]["valid"]["tokens"]
-            test = self.data["splits"]["test"]["tokens"]
-            sample = min(valid, 20 * config.eval_batch_size * 70)
-            t0 = time.perf_counter()
-            evaluated = self.average.averaged() if self.average is not None else self.model
-            stream_nll_torch(evaluated, self.valid_ids, config.eval_batch_size,
-                             device=self.device, max_tokens=sample)       # no random draws
+            budget = plan_run(self.average.averaged() if self.average is not None else self.model,
+                              self.valid_ids, self.data["splits"], minutes=config.minutes,
+                              eval_batch_size=config.eval_batch_size,
+                              eval_tokens=config.eval_tokens, eval_every=config.eval_every,
+                              step=run.step, entered=self.entered, step_seconds=step_seconds,
+                              per_epoch=per_epoch, device=self.device)
             self.model.train()
-            per_token = (time.perf_counter() - t0) / sample
-            limit = config.eval_tokens or math.inf
-            eval_seconds = per_token * min(valid, limit)
-            final_seconds = per_token * min(test, limit) + eval_seconds   # test and last save
-            spent = time.perf_counter() - self.entered      # the budget: the train() call
-            steps = plan_steps(config.minutes, spent, run.step, step_seconds, eval_seconds,
-                               final_seconds, per_epoch, config.eval_every)
-            budget = Budget(config.minutes, run.step, spent, step_seconds, eval_seconds,
-                            final_seconds, 0, steps)
-            budget = dataclasses.replace(budget, evaluations=evaluations(
-                steps, per_epoch, config.eval_every))
         budget = distributed.share(budget, self.procs)
-        self.config = config.replace(max_steps=budget.steps)
-        self.writer.config = self.config
+        self.config = self.writer.config = config.replace(max_steps=budget.steps)
         self.total_steps = budget.steps
         self.segment["budget"] = budget.to_dict()
-        log.info("--minutes %g: %d steps fit (%.1f ms a step, %.2f s an evaluation); the same "
-                 "run: --max-steps %d", config.minutes, budget.steps, 1000 * step_seconds,
-                 budget.eval_seconds, budget.steps)
-        if config.schedule == "cosine" and budget.steps <= config.warmup:
-            log.warning("--minutes %g fits only %d steps, no more than the %d warmup steps: the "
-                        "cosine never starts; give more minutes", config.minutes, budget.steps,
-                        config.warmup)
+        log_plan(budget, config.schedule, config.warmup)
 
     def fit(self) -> tuple[str, float | None]:
         """Epochs of windows until a budget or the epochs end; returns (why it stopped, the
         non-finite loss if that was why)."""
         rows = self.rows
         per_epoch = rows.count_windows(self.config.bptt)
-        plan_at = (probe_end(self.config.warmup, self.config.schedule)
-                   if self.config.minutes and not self.config.max_steps else 0)
-        probe_seconds: list[float] = []
-        if plan_at and self.run.step >= plan_at:
-            raise PocketLMError(f"{self.out}: this --minutes run stopped before it fixed its "
-                                f"length; start it again")
-        # the schedule's length (a --minutes run: fixed at step plan_at, before it matters)
+        probe = (Probe(self.config.warmup, self.config.schedule, self.run.step, self.out)
+                 if self.config.minutes and not self.config.max_steps else None)
+        # the schedule's length (a --minutes run: fixed when the probe is due, before it matters)
         self.total_steps = self.config.max_steps or per_epoch * self.config.epochs
         bar = progress_bar(self.progress, self.procs.main, initial=self.run.step,
                            total=min(self.config.max_steps or math.inf,
                                      self.config.epochs * per_epoch))
         stop: str | None = None
         try:
-            while self.run.epoch <= self.last_epoch(per_epoch) and stop is None:
+            while self.run.epoch <= self.config.last_epoch(per_epoch) and stop is None:
                 config = self.config
                 self.model.train()
                 if self.run.position == 0 or self.carried is None or rows.resets:
@@ -355,14 +283,12 @@ class Trainer:
                     loss_value, flags = self.step()
                     if not math.isfinite(loss_value):
                         return "nan", loss_value
-                    if plan_at:
+                    if probe is not None:
                         synchronize(self.device)
-                        if run.step > PROBE_SKIP:
-                            probe_seconds.append(time.perf_counter() - t_step)
-                        if run.step == plan_at:
+                        if probe.timed(run.step, time.perf_counter() - t_step):
                             self._pause(t_mark)
-                            self.plan(per_epoch, step_time(probe_seconds))
-                            plan_at, config = 0, self.config
+                            self.plan(per_epoch, step_time(probe.seconds))
+                            probe, config = None, self.config
                             t_mark = time.perf_counter()
                     if bar is not None:
                         bar.update(1)
@@ -413,15 +339,9 @@ class Trainer:
         if not self.procs.main:
             return None
         t0, config, device = time.perf_counter(), self.config, self.device
-        test_ppl = None
         test_ids = load_split(self.data_dir, "test", self.data)
-        if len(test_ids) // config.eval_batch_size >= 2:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                best_model = RNNLM(self.model_config).to(device)  # leaves the saved RNG as it was
-            load_weights(best_model, self.out / WEIGHTS)
-            nll, count = stream_nll_torch(best_model, test_ids, config.eval_batch_size,
-                                          device=device, max_tokens=config.eval_tokens)
-            test_ppl = math.exp(nll / count)
+        test_ppl = best_test_perplexity(self.model_config, self.out / WEIGHTS, test_ids,
+                                        config.eval_batch_size, device, config.eval_tokens)
         self.run.eval_seconds += time.perf_counter() - t0
         return test_ppl
 

@@ -3,8 +3,8 @@
 Each command imports its stage inside the command; the stage functions raise
 :class:`PocketLMError` with the fix in it, which the ``pocketlm`` group turns into one line.
 They are registered with the console script through the entry-point group ``pocketlm.commands``
-(pyproject.toml); :data:`stages` groups them for callers that want them together, and
-:data:`cli` is the whole ``pocketlm`` command line.
+(pyproject.toml); :data:`stages` groups them for callers that want them together. The whole
+``pocketlm`` command line is the runtime's group (:data:`pocketlm.runtime.cli.cli`).
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ from typing import Any
 
 import click
 
+from pocketlm.export.config import ExportConfig
 from pocketlm.pipeline.ingest import IngestConfig
-from pocketlm.runtime.cli import cli
-from pocketlm.runtime.group import (json_option, load_model, overwrite_option, precision_option,
-                                    threads_option)
+from pocketlm.runtime.group import (STAGES, json_option, load_model, overwrite_option,
+                                    precision_option, threads_option)
 
 from .options import config_options, pop_config
 from .train import fmt, train, train_config, train_options
-
-__all__ = ["cli", "evaluate", "export", "ingest", "main", "run", "stages", "train"]
 
 #: The stage commands (the console script finds each by its entry point).
 stages = click.Group("stages")
@@ -36,7 +34,8 @@ def _ingest_config(kw: dict[str, Any]) -> IngestConfig:
     return IngestConfig(**pop_config(IngestConfig, kw))
 
 
-@stages.command()
+@stages.command(help=f"{STAGES['ingest']}\n\nThen prints a table per split (lines, tokens, OOV "
+                     f"rate, vocabulary coverage, frequent <unk> words).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Data folder to write (reused when it holds the same run).")
 @click.option("--stats", "stats_dir", type=click.Path(path_type=Path), default=None,
@@ -47,10 +46,8 @@ def _ingest_config(kw: dict[str, Any]) -> IngestConfig:
               help="Rebuild even when --out holds the same run (same fingerprint).")
 def ingest(out: Path | None, stats_dir: Path | None, overwrite: bool, force: bool,
            **kw: Any) -> None:
-    """Read a corpus, build the vocabulary and write token ids per split, then print a table
-    per split (lines, tokens, OOV rate, vocabulary coverage, frequent <unk> words)."""
     from pocketlm.pipeline.ingest import ingest as run_ingest
-    from pocketlm.pipeline.ingest import report, stats
+    from pocketlm.pipeline.splits import report, stats
 
     if stats_dir is not None:
         click.echo(stats(stats_dir))
@@ -67,32 +64,23 @@ def ingest(out: Path | None, stats_dir: Path | None, overwrite: bool, force: boo
     click.echo(report(manifest))
 
 
-@stages.command()
+@stages.command(help=STAGES["export"])
 @click.option("--checkpoint", "checkpoint_dir", required=True, type=click.Path(path_type=Path),
               help="Checkpoint folder written by `pocketlm train`.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Model folder to write.")
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-4,
-              show_default=True, help="Largest allowed |onnxruntime - torch| log-probability.")
-@click.option("--int8/--no-int8", default=True, show_default=True,
-              help="Also write int8 (dynamically quantised) graphs.")
-@click.option("--ort", is_flag=True,
-              help="Also write ORT-format graphs and required_operators.config (for "
-                   "onnxruntime's minimal and mobile builds).")
+@config_options(ExportConfig)
 @overwrite_option
-def export(checkpoint_dir: Path, out: Path, tolerance: float, int8: bool, ort: bool,
-           overwrite: bool) -> None:
-    """Export a checkpoint to ONNX graphs checked against torch."""
-    from pocketlm.export import ExportConfig
+def export(checkpoint_dir: Path, out: Path, overwrite: bool, **kw: Any) -> None:
     from pocketlm.export.task_export import export_checkpoint
 
     manifest = export_checkpoint(checkpoint_dir, out,
-                          ExportConfig(tolerance=tolerance, int8=int8, ort=ort), overwrite)
+                                 ExportConfig(**pop_config(ExportConfig, kw)), overwrite)
     sizes = ", ".join(f"{f} {b / 1e6:.1f} MB" for f, b in manifest["export"]["bytes"].items())
     click.echo(f"wrote {out}: {sizes}")
 
 
-@stages.command()
+@stages.command(help=STAGES["evaluate"])
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=None,
               help="Model folder (backend onnx).")
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path),
@@ -111,8 +99,6 @@ def export(checkpoint_dir: Path, out: Path, tolerance: float, int8: bool, ort: b
 def evaluate(model_dir: Path | None, data_dir: Path, split: str, backend: str,
              checkpoint_dir: Path | None, batch_size: int, precision: str,
              threads: int | None, as_json: bool) -> None:
-    """Stream perplexity of a data split (state carried across lines); for a classifier or
-    tagger model, its task's metrics (accuracy and macro-F1, or entity P/R/F1)."""
     from pocketlm.pipeline.evaluate import evaluate as run_evaluate
     from pocketlm.pipeline.task_eval import evaluate_model, model_task
 
@@ -132,16 +118,15 @@ def evaluate(model_dir: Path | None, data_dir: Path, split: str, backend: str,
                    f"{result['precision']}, {result['tokens']:,} predicted tokens)")
 
 
-@stages.command()
+@stages.command(help=f"{STAGES['run']}\n\nThe preset is `tiny` unless --preset; then scores two "
+                     f"example sentences and generates a line.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/kjv"),
               show_default=True, help="Folder for data/, checkpoint/ and model/.")
 @ingest_options
 @train_options
 @overwrite_option
 def run(out: Path, overwrite: bool, **kw: Any) -> None:
-    """All stages into OUT/data, OUT/checkpoint, OUT/model (preset `tiny` unless --preset),
-    then score two example sentences and generate a line."""
-    from pocketlm.export import export as run_export
+    from pocketlm.export.onnx_export import export as run_export
     from pocketlm.pipeline.ingest import ingest as run_ingest
     from pocketlm.pipeline.train import train as run_train
 

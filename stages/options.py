@@ -57,8 +57,9 @@ def field_option(fld: dataclasses.Field[Any], from_preset: bool) -> Callable[[An
                               "show_default": not from_preset and default not in ((), None)}
     if kind.startswith("tuple[str"):
         return click.option(name, fld.name, multiple=True, metavar="FILE", help=meta["help"])
-    if "flag" in meta:
-        return click.option(meta["flag"], fld.name, default=default, **kwargs)
+    if "flag" in meta:       # "--on/--off", or "--on" alone (a switch, off unless given)
+        switch = {} if "/" in meta["flag"] else {"is_flag": True}
+        return click.option(meta["flag"], fld.name, default=default, **switch, **kwargs)
     if "choices" in meta:
         choices = meta["choices"]
         kind_of = (RegistryChoice(choices) if callable(choices)

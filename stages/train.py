@@ -15,7 +15,7 @@ import click
 
 from pocketlm.pipeline.config import TrainConfig, preset_names
 from pocketlm.pipeline.model import ModelConfig
-from pocketlm.runtime.group import overwrite_option
+from pocketlm.runtime.group import STAGES, overwrite_option
 
 from .options import RegistryChoice, config_options, pop_config
 from .tasks import task_options, train_labelled
@@ -39,7 +39,7 @@ def train_config(kw: dict[str, Any], default_preset: str) -> TrainConfig:
     return preset(name, **pop_config(ModelConfig, kw), **pop_config(TrainConfig, kw))
 
 
-@click.command()
+@click.command(help=f"{STAGES['train']}\n\nThe preset is `small` unless --preset.")
 @click.option("--data", "data_dir", default=None, type=click.Path(path_type=Path),
               help="Data folder written by `pocketlm ingest` (with --resume: the one recorded).")
 @click.option("--out", default=None, type=click.Path(path_type=Path),
@@ -55,8 +55,6 @@ def train_config(kw: dict[str, Any], default_preset: str) -> TrainConfig:
 @overwrite_option
 def train(data_dir: Path | None, out: Path | None, resume: Path | None, nproc: int | None,
           quiet: bool, overwrite: bool, **kw: Any) -> None:
-    """Train a recurrent LM on an ingest folder (preset `small` unless --preset), or with
-    --task a classifier or tagger on a labelled folder."""
     if nproc and nproc > 1 and "WORLD_SIZE" not in os.environ:
         _hand_over_to_torchrun(nproc)
     if train_labelled(kw, data_dir, out, resume, overwrite, False if quiet else None):

@@ -71,7 +71,7 @@ def toy_lines(n: int = 600, seed: int = 0) -> list[str]:
 
 def _export_beside(checkpoint: Path) -> Path:
     """Export a checkpoint folder into a ``model`` folder next to it."""
-    from pocketlm.export import export
+    from pocketlm.export.onnx_export import export
 
     out = checkpoint.parent / "model"
     export(checkpoint, out)
@@ -96,7 +96,8 @@ def toy_data(toy_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 @pytest.fixture(scope="session")
 def toy_checkpoint(toy_data: Path) -> Path:
-    from pocketlm.pipeline.train import TrainConfig, train
+    from pocketlm.pipeline.config import TrainConfig
+    from pocketlm.pipeline.train import train
 
     out = toy_data.parent / "checkpoint"
     train(TrainConfig.of(**TOY_TRAIN), toy_data, out)
@@ -119,7 +120,8 @@ def kjv_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def kjv_checkpoint(kjv_data: Path) -> Path:
-    from pocketlm.pipeline.train import preset, train
+    from pocketlm.pipeline.config import preset
+    from pocketlm.pipeline.train import train
 
     out = kjv_data.parent / "checkpoint"
     train(preset("tiny", max_steps=KJV_STEPS, device="cpu", log_every=0), kjv_data, out)
@@ -141,9 +143,11 @@ SALAD_LINES = ["the apple and pear salad", "a pear and apple salad", "the pear s
 def salad_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A toy model whose vocabulary knows apple, pear, pair and salad (the rescoring example
     of docs/runtime.md): fp32 graphs only."""
-    from pocketlm.export import ExportConfig, export
+    from pocketlm.export.config import ExportConfig
+    from pocketlm.export.onnx_export import export
+    from pocketlm.pipeline.config import TrainConfig
     from pocketlm.pipeline.ingest import IngestConfig, ingest
-    from pocketlm.pipeline.train import TrainConfig, train
+    from pocketlm.pipeline.train import train
 
     root = tmp_path_factory.mktemp("salad")
     rng = random.Random(1)

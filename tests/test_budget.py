@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pocketlm.pipeline.budget import (MARGIN, PROBE_SKIP, PROBE_STEPS, evaluations, plan_steps,
+from pocketlm.pipeline.budget import (MARGIN, PROBE_SKIP, PROBE_STEPS, Probe, evaluations,
+                                      plan_steps,
                                       probe_end, step_time)
 from pocketlm.runtime.artifact import PocketLMError
 
@@ -51,3 +52,16 @@ def test_step_time_is_the_mean_without_pauses() -> None:
     times = [0.09] * 60 + [0.13] * 30
     assert step_time(times) == pytest.approx(sum(times) / len(times))
     assert step_time(times + [2.0]) == pytest.approx(sum(times) / len(times))
+
+
+def test_probe_times_the_steps_after_the_first_few_and_says_when_the_plan_is_due() -> None:
+    probe = Probe(warmup=0, schedule="constant", step=0, out="ckpt")
+    due = [probe.timed(step, 0.1 * step) for step in range(1, probe.at + 1)]
+    assert due == [False] * (probe.at - 1) + [True] and probe.at == PROBE_SKIP + PROBE_STEPS
+    assert probe.seconds[0] == pytest.approx(0.1 * (PROBE_SKIP + 1))
+    assert len(probe.seconds) == PROBE_STEPS
+
+
+def test_a_run_past_its_probe_without_a_plan_cannot_go_on() -> None:
+    with pytest.raises(PocketLMError, match="ckpt: this --minutes run stopped before"):
+        Probe(warmup=0, schedule="constant", step=PROBE_SKIP + PROBE_STEPS, out="ckpt")

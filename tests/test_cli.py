@@ -70,6 +70,16 @@ def test_command_help(command: str) -> None:
     assert "--" in result.output.split("Options:")[1]
 
 
+@pytest.mark.parametrize("stage", ["ingest", "train", "export", "evaluate", "run"])
+def test_stage_help_is_its_line_in_stages(stage: str) -> None:
+    """A stage command's --help opens with its line in STAGES, the one `pocketlm --help`
+    shows before the stages are loaded."""
+    from pocketlm.runtime.group import STAGES
+
+    text = " ".join(ok(stage, "--help").output.split("Options:")[0].split())
+    assert text.startswith(f"Usage: cli {stage} [OPTIONS] {STAGES[stage]}")
+
+
 def test_version() -> None:
     """--version prints the installed version."""
     from importlib import metadata

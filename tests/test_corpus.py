@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from datasets import Dataset, DatasetDict
 
-from pocketlm.pipeline.corpus import SPLITS, Corpus, kjv_path, load_corpus
+from pocketlm.pipeline.corpus import SPLITS, Corpus
+from pocketlm.pipeline.sources import kjv_path, load_corpus
 from pocketlm.runtime.artifact import PocketLMError
 
 LINES = ["In the beginning was the word.", "And the word was good.", "The end."]

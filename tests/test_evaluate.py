@@ -11,9 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pocketlm.pipeline.evaluate import batchify, evaluate, stream_nll_onnx, stream_nll_torch
+from pocketlm.pipeline.batches import batchify
+from pocketlm.pipeline.evaluate import evaluate, stream_nll_onnx, stream_nll_torch
 from pocketlm.pipeline.ingest import IngestConfig, ingest, load_split
-from pocketlm.pipeline.train import load_checkpoint
+from pocketlm.pipeline.checkpoint import load_checkpoint
 from pocketlm.runtime import LanguageModel
 from pocketlm.runtime.artifact import PocketLMError, read_manifest
 

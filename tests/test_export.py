@@ -13,8 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pocketlm.export import CHECK_SHAPES, ExportConfig, ExportError, export
-from pocketlm.pipeline.train import TrainConfig, load_checkpoint, train
+from pocketlm.export.config import ExportConfig
+from pocketlm.export.onnx_export import CHECK_SHAPES, ExportError, export
+from pocketlm.pipeline.checkpoint import load_checkpoint
+from pocketlm.pipeline.config import TrainConfig
+from pocketlm.pipeline.train import train
 from pocketlm.runtime import EOS_ID, ArtifactError, LanguageModel, PocketLMError
 from pocketlm.runtime.artifact import read_manifest, sha256_file
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pocketlm.export import ExportConfig, export
+from pocketlm.export.config import ExportConfig
+from pocketlm.export.onnx_export import export
 from pocketlm.runtime import LanguageModel, PocketLMError
 from pocketlm.runtime.artifact import read_manifest
 

@@ -76,7 +76,8 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_a_new_cell_and_output_layer_from_one_file(registered: None, toy_data: Path,
                                                    tmp_path: Path) -> None:
-    from pocketlm.export import ExportConfig, export
+    from pocketlm.export.config import ExportConfig
+    from pocketlm.export.onnx_export import export
     from pocketlm.runtime import LanguageModel
     from pocketlm.runtime.cli import cli
 

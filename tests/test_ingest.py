@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from pocketlm.pipeline.corpus import SPLITS, Corpus, load_corpus
+from pocketlm.pipeline.corpus import SPLITS, Corpus
+from pocketlm.pipeline.sources import load_corpus
 from pocketlm.pipeline.ingest import IngestConfig, build_tokenizer, ingest, load_split
 from pocketlm.runtime.artifact import EOS_ID, UNK_ID, PocketLMError, read_manifest
 

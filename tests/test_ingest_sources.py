@@ -16,10 +16,12 @@ from datasets import Dataset, DatasetDict
 from tokenizers import Tokenizer
 
 from pocketlm.pipeline.corpus import SPLITS, line_split
-from pocketlm.pipeline.ingest import (IngestConfig, fingerprint, ingest, load_split, option_name,
-                                      report)
+from pocketlm.pipeline.ingest import IngestConfig, fingerprint, ingest, load_split
+from pocketlm.pipeline.options import option_name
+from pocketlm.pipeline.splits import report
 from pocketlm.runtime.artifact import EOS_ID, UNK_ID, PocketLMError, read_manifest
-from pocketlm.stages.cli import cli, stages
+from pocketlm.runtime.cli import cli
+from pocketlm.stages.cli import stages
 
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda"]
 

@@ -28,9 +28,10 @@ from pocketlm.pipeline.batches import TokenRows
 from pocketlm.pipeline.checkpoint import load_checkpoint, load_training_state
 from pocketlm.pipeline.evaluate import stream_nll_torch
 from pocketlm.pipeline.ingest import IngestConfig, ingest, load_split
-from pocketlm.pipeline.train import TrainConfig, TrainingStopped, train
+from pocketlm.pipeline.config import TrainConfig
+from pocketlm.pipeline.train import TrainingStopped, train
 from pocketlm.runtime.artifact import read_manifest
-from pocketlm.stages.cli import cli
+from pocketlm.runtime.cli import cli
 
 from .conftest import TOY_TRAIN
 
@@ -46,6 +47,7 @@ import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
 from pocketlm.pipeline import train as T
+from pocketlm.pipeline.config import TrainConfig
 config, data, out, kill_at, resume = json.loads(sys.argv[1])
 if kill_at:
     original, calls = T.window_loss, [0]
@@ -55,7 +57,7 @@ if kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(*args)
     T.window_loss = window_loss
-T.train(T.TrainConfig.of(**config), data, out, resume=resume, progress=False)
+T.train(TrainConfig.of(**config), data, out, resume=resume, progress=False)
 """
 
 

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 from torch import nn
 
+from pocketlm.export.config import ExportConfig
 from pocketlm.pipeline.cells import CELLS, Cell
 from pocketlm.pipeline.config import MODEL_FIELDS, PRESETS, TrainConfig, preset
 from pocketlm.pipeline.model import ModelConfig
@@ -40,6 +41,7 @@ def test_every_field_with_help_is_an_option() -> None:
     (lambda: TrainConfig.of(lr_decay=0.0), "--lr-decay 0.0 must be in (0, 1]"),
     (lambda: TrainConfig.of(cell="transformer"), "unknown cell 'transformer' (--cell)"),
     (lambda: ModelConfig(layers=0), "--layers 0 must be >= 1"),
+    (lambda: ExportConfig(tolerance=0.0), "--tolerance 0.0 must be > 0"),
 ])
 def test_limits_are_enforced_in_python(config: object, words: str) -> None:
     with pytest.raises(PocketLMError) as info:
@@ -100,3 +102,19 @@ def test_pop_config_takes_only_its_fields() -> None:
     assert pop_config(ModelConfig, kw) == {"cell": "gru"}
     assert kw == {"epochs": 3, "other": 1}
     assert IntList().convert("3,4", None, None) == (3, 4)
+
+
+def test_export_options_come_from_the_config() -> None:
+    """`pocketlm export`'s config options are ExportConfig's fields with help: a value, an
+    on/off pair and a switch that is off unless given."""
+    @click.command()
+    @config_options(ExportConfig)
+    def show(**kw: object) -> None:
+        click.echo(repr(ExportConfig(**pop_config(ExportConfig, dict(kw)))))
+
+    assert [p.opts for p in show.params] == [["--tolerance"], ["--int8"], ["--ort"]]
+    runner = CliRunner()
+    assert runner.invoke(show, []).output.strip() == repr(ExportConfig())
+    given = runner.invoke(show, ["--tolerance", "1e-5", "--no-int8", "--ort"])
+    assert given.output.strip() == repr(ExportConfig(tolerance=1e-5, int8=False, ort=True))
+    assert runner.invoke(show, ["--tolerance", "0"]).exit_code == 2

@@ -16,9 +16,11 @@ from pocketlm.pipeline.batches import LineWindows, TokenRows
 from pocketlm.pipeline.model import RNNLM, ModelConfig, locked_dropout
 from pocketlm.pipeline.outputs import OUTPUTS, check_frequency_order, get_output
 from pocketlm.pipeline.recipe import WeightAverage, lr_at
-from pocketlm.pipeline.train import TrainConfig, train, window_length
+from pocketlm.pipeline.config import TrainConfig
+from pocketlm.pipeline.recipe import window_length
+from pocketlm.pipeline.train import train
 from pocketlm.runtime.artifact import PocketLMError
-from pocketlm.stages.cli import cli
+from pocketlm.runtime.cli import cli
 
 V = 50
 SETTINGS = {"full": {}, "adaptive": {"output": "adaptive", "cutoffs": (10, 25)}}

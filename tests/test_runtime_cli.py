@@ -268,18 +268,17 @@ def test_progress_line_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_stages_cli_is_the_whole_command_line() -> None:
-    """`pocketlm.stages.cli.cli` is the console script's group (stage commands kept in
+    """The console script's group finds the stage commands (kept in `pocketlm.stages.cli`'s
     `stages`, each registered under the `pocketlm.commands` entry points), so its callers get
     every command and one-line errors."""
     from pocketlm.runtime.group import registered_commands
     from pocketlm.stages import cli as stages_cli
 
-    assert stages_cli.cli is cli
     assert sorted(stages_cli.stages.commands) == ["evaluate", "export", "ingest", "run",
                                                   "train"]
     entries = registered_commands()
     assert sorted(entries) == sorted(stages_cli.stages.commands)
     assert all(entries[name].load() is command
                for name, command in stages_cli.stages.commands.items())
-    result = CliRunner().invoke(stages_cli.cli, ["score", "--model", "/nonexistent/m", "a"])
+    result = CliRunner().invoke(cli, ["score", "--model", "/nonexistent/m", "a"])
     one_line_error(result, "no such folder")

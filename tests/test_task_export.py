@@ -34,7 +34,7 @@ def tag_checkpoint(toy_tag_data: Path, tmp_path_factory: pytest.TempPathFactory)
     ("attention", False, "lstm")])
 def test_classify_graphs_match_torch(pooling: str, bidirectional: bool, cell: str,
                                      toy_classify_data: Path, tmp_path: Path) -> None:
-    from pocketlm.export import ExportConfig
+    from pocketlm.export.config import ExportConfig
 
     ckpt = tmp_path / "ckpt"
     train_task(TaskTrainConfig.of(task="classify", pooling=pooling, bidirectional=bidirectional,
@@ -74,7 +74,8 @@ def test_tag_model_folder(tag_checkpoint: Path, toy_tag_data: Path, tmp_path: Pa
 
 def test_export_refuses_nothing_written_on_mismatch(tag_checkpoint: Path,
                                                     tmp_path: Path) -> None:
-    from pocketlm.export import ExportConfig, ExportError
+    from pocketlm.export.config import ExportConfig
+    from pocketlm.export.onnx_export import ExportError
 
     with pytest.raises(ExportError, match="nothing was written"):
         export_task(tag_checkpoint, tmp_path / "model", ExportConfig(tolerance=1e-12))

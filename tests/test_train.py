@@ -22,7 +22,8 @@ from safetensors.torch import load_file, save_file
 from pocketlm.pipeline.checkpoint import load_checkpoint
 from pocketlm.pipeline.config import PRESETS, TrainConfig, preset
 from pocketlm.pipeline.device import autocast_bf16, native_bf16_cpu, resolve_device
-from pocketlm.pipeline.evaluate import batchify, stream_nll_torch
+from pocketlm.pipeline.batches import batchify
+from pocketlm.pipeline.evaluate import stream_nll_torch
 from pocketlm.pipeline.ingest import load_split
 from pocketlm.pipeline.model import RNNLM, ModelConfig
 from pocketlm.pipeline.recipe import lr_at
