@@ -106,3 +106,16 @@ def test_tag_rows_beyond_the_length_are_zero() -> None:
     with torch.no_grad():
         logp = model(*batch([2, 5], 5))
     assert logp.shape == (2, 5, 3) and bool((logp[0, 2:] == 0).all())
+
+
+def test_a_language_model_starts_the_backward_cells(toy_checkpoint: Path) -> None:
+    lm = load_file(str(toy_checkpoint / "model.safetensors"))
+    model = TaskModel(config(vocab_size=lm["embedding.weight"].shape[0], embedding_size=24,
+                             hidden_size=24, bidirectional=True))
+    before = model.encoder.embedding.weight.detach().clone()
+    loaded = load_lm_weights(model, lm, backward=True, source="toy")
+    assert "embedding.weight" not in loaded          # the forward source owns the embedding
+    assert model.encoder.rnn_backward is not None
+    torch.testing.assert_close(model.encoder.rnn_backward.weight_hh_l0.detach(),
+                               lm["rnn.weight_hh_l0"])
+    assert torch.equal(model.encoder.embedding.weight, before)
