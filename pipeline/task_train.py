@@ -434,15 +434,3 @@ def train_task(config: TaskTrainConfig, data_dir: str | os.PathLike[str],
              manifest["metrics"]["valid"], test)
     return manifest
 
-
-def saved_task(folder: str | os.PathLike[str]) -> str:
-    """The task of a checkpoint folder's training state (``lm`` for a language model)."""
-    return str(SavedRun(folder).meta["config"].get("task", "lm"))
-
-
-def metrics_line(manifest: dict[str, Any]) -> str:
-    """A one-line summary of a labelled checkpoint's metrics."""
-    fmt = lambda scores: ", ".join(f"{k} {v:.4f}" for k, v in (scores or {}).items()) or "n/a"  # noqa: E731
-    return (f"valid {fmt(manifest['metrics']['valid'])}; test {fmt(manifest['metrics']['test'])}"
-            f"; stopped by {manifest['status']['reason']} at step {manifest['metrics']['steps']}")
-

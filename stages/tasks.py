@@ -44,7 +44,7 @@ def train_labelled(kw: dict[str, Any], data_dir: Path | None, out: Path | None,
                    resume: Path | None, overwrite: bool, progress: bool | None) -> bool:
     """Train a labelled task when ``--task`` (or the resumed run) names one and return True;
     otherwise pop the labelled-task options (refusing any given) and return False."""
-    from pocketlm.pipeline.task_train import metrics_line, saved_task, train_task
+    from pocketlm.pipeline.task_train import train_task
 
     name = kw.pop("task") or (saved_task(resume) if resume is not None else "lm")
     own = {f.name: kw.pop(f.name) for f in TASK_FIELDS}
@@ -77,3 +77,18 @@ def train_labelled(kw: dict[str, Any], data_dir: Path | None, out: Path | None,
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"wrote {out}: {metrics_line(manifest)}")
     return True
+
+
+def saved_task(folder: str | os.PathLike[str]) -> str:
+    """The task of a checkpoint folder's training state (``lm`` for a language model)."""
+    from pocketlm.pipeline.checkpoint import SavedRun
+
+    return str(SavedRun(folder).meta["config"].get("task", "lm"))
+
+
+def metrics_line(manifest: dict[str, Any]) -> str:
+    """A one-line summary of a labelled checkpoint's metrics."""
+    fmt = lambda scores: ", ".join(f"{k} {v:.4f}" for k, v in (scores or {}).items()) or "n/a"  # noqa: E731
+    return (f"valid {fmt(manifest['metrics']['valid'])}; test {fmt(manifest['metrics']['test'])}"
+            f"; stopped by {manifest['status']['reason']} at step {manifest['metrics']['steps']}")
+
