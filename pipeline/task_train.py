@@ -263,8 +263,7 @@ class TaskTrainer:
                 save_weights(self.model, self.out / WEIGHTS)    # type: ignore[arg-type]
             else:
                 run.stale_evals += 1
-            run.elapsed = self.elapsed()
-            record["elapsed"] = round(run.elapsed, 3)
+            record["elapsed"] = round(self.elapsed(), 3)      # save() books it into run
             run.history.append(record)
             run.loss_sum, run.loss_steps = 0.0, 0
             log.info("epoch %d step %d: train loss %.4f, valid %s", run.epoch, run.step,
