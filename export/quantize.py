@@ -91,11 +91,7 @@ def quantize_graphs(folder: str | os.PathLike[str], files: dict[str, tuple[str, 
         fix_activation_scales(model, groups, ranges)
         fuse_integer_matmuls(model)
         source, target = (folder / f for f in files[name])
-        unsafe = saturating_weights(model)
-        if unsafe:  # quantize_dynamic changed how it honours reduce_range: refuse, do not guess
-            raise RuntimeError(f"{target}: int8 weights outside [-{SAFE_INT8_WEIGHT}, "
-                               f"{SAFE_INT8_WEIGHT}] ({', '.join(unsafe)}); integer kernels "
-                               f"without VNNI could saturate on them")
+        _check_saturation(model, target)
         onnx.save(model, str(target))
         log.info("quantised %s: %d -> %d bytes", source.name, os.path.getsize(source),
                  os.path.getsize(target))
@@ -104,9 +100,28 @@ def quantize_graphs(folder: str | os.PathLike[str], files: dict[str, tuple[str, 
                                         ranges.values())}
 
 
-def _quantize_dynamic(source: Path) -> Any:
+def quantize_graph(source: Path, target: Path) -> None:
+    """Write an int8 copy of the one graph at ``source`` (a classifier's or a tagger's) to
+    ``target``: ``quantize_dynamic`` with its run-time activation scales and integer LSTM
+    layers, which are right for a model folder with a single graph (nothing to agree with)."""
+    import onnx
+
+    model = _quantize_dynamic(source, integer_lstm=True)
+    _check_saturation(model, target)
+    onnx.save(model, str(target))
+
+
+def _check_saturation(model: Any, target: Path) -> None:
+    unsafe = saturating_weights(model)
+    if unsafe:  # quantize_dynamic changed how it honours reduce_range: refuse, do not guess
+        raise RuntimeError(f"{target}: int8 weights outside [-{SAFE_INT8_WEIGHT}, "
+                           f"{SAFE_INT8_WEIGHT}] ({', '.join(unsafe)}); integer kernels "
+                           f"without VNNI could saturate on them")
+
+
+def _quantize_dynamic(source: Path, integer_lstm: bool = False) -> Any:
     """``quantize_dynamic``'s int8 graph of ``source``, a tied matrix stored once and LSTM
-    layers computing in float from their int8 weights."""
+    layers computing in float from their int8 weights (unless ``integer_lstm``)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -121,7 +136,8 @@ def _quantize_dynamic(source: Path) -> Any:
     finally:
         root.setLevel(level)
     share_tied_matrix(model)
-    float_lstm(model)
+    if not integer_lstm:
+        float_lstm(model)
     return model
 
 

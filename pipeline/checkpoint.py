@@ -253,8 +253,12 @@ def perplexity(nll_per_token: float) -> float:
 # --- the curve -----------------------------------------------------------------------------------
 
 
-def write_curve(history: list[dict[str, Any]], path: Path) -> bool:
-    """Draw train and validation perplexity against step and against wall time into a PNG.
+def write_curve(history: list[dict[str, Any]], path: Path,
+                series: tuple[tuple[str, str], ...] = (("train_ppl", "train"),
+                                                       ("valid_ppl", "valid")),
+                ylabel: str = "perplexity", log_scale: bool = True) -> bool:
+    """Draw ``series`` (record key, legend; default: train and validation perplexity) against
+    step and against wall time into a PNG.
 
     Returns False (and writes nothing) when matplotlib is not installed."""
     try:
@@ -268,15 +272,16 @@ def write_curve(history: list[dict[str, Any]], path: Path) -> bool:
     for ax, key, label in ((axes[0], "step", "step"),
                            (axes[1], "elapsed", "wall time (minutes)")):
         scale = 60.0 if key == "elapsed" else 1.0
-        for metric, style in (("train_ppl", "-o"), ("valid_ppl", "-s")):
+        for (metric, legend), style in zip(series, ("-o", "-s", "-^", "-v")):
             points = [(r[key] / scale, r[metric]) for r in history if r.get(metric) is not None]
             if points:
                 xs, ys = zip(*points)
-                ax.plot(xs, ys, style, markersize=3, label=metric.split("_")[0])
+                ax.plot(xs, ys, style, markersize=3, label=legend)
         ax.set_xlabel(label)
-        ax.set_yscale("log")
+        if log_scale:
+            ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("perplexity")
+    axes[0].set_ylabel(ylabel)
     axes[0].legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:

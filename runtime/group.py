@@ -35,9 +35,9 @@ COMMANDS = "pocketlm.commands"
 #: without loading them.
 STAGES = {
     "ingest": "Read a corpus, build the vocabulary and write token ids per split.",
-    "train": "Train a recurrent LM on an ingest folder.",
+    "train": "Train a recurrent LM on an ingest folder (--task: a classifier or tagger).",
     "export": "Export a checkpoint to ONNX graphs checked against torch.",
-    "evaluate": "Stream perplexity of a data split (state carried across lines).",
+    "evaluate": "Stream perplexity of a data split; a classifier's or tagger's metrics.",
     "run": "All stages into OUT/data, OUT/checkpoint, OUT/model.",
 }
 #: Import names of the ``[train]`` extra the stage commands need.

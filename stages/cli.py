@@ -76,10 +76,10 @@ def ingest(out: Path | None, stats_dir: Path | None, overwrite: bool, force: boo
 @config_options(ExportConfig)
 @overwrite_option
 def export(checkpoint_dir: Path, out: Path, overwrite: bool, **kw: Any) -> None:
-    from pocketlm.export.onnx_export import export as run_export
+    from pocketlm.export.task_export import export_checkpoint
 
-    manifest = run_export(checkpoint_dir, out, ExportConfig(**pop_config(ExportConfig, kw)),
-                          overwrite)
+    manifest = export_checkpoint(checkpoint_dir, out,
+                                 ExportConfig(**pop_config(ExportConfig, kw)), overwrite)
     sizes = ", ".join(f"{f} {b / 1e6:.1f} MB" for f, b in manifest["export"]["bytes"].items())
     click.echo(f"wrote {out}: {sizes}")
 
@@ -104,6 +104,14 @@ def evaluate(model_dir: Path | None, data_dir: Path, split: str, backend: str,
              checkpoint_dir: Path | None, batch_size: int, precision: str,
              threads: int | None, as_json: bool) -> None:
     from pocketlm.pipeline.evaluate import evaluate as run_evaluate
+    from pocketlm.pipeline.task_eval import evaluate_model, model_task
+
+    if model_dir is not None and model_task(model_dir).labelled:
+        report = evaluate_model(model_dir, data_dir, split, precision, threads)
+        click.echo(json.dumps(report) if as_json else f"{split} ({report['task']}, "
+                   f"{precision}, {report['sentences']:,} sentences): " + ", ".join(
+                       f"{k} {v:.4f}" for k, v in report["metrics"].items()))
+        return
 
     result = run_evaluate(model_dir, data_dir, split, backend, checkpoint_dir, batch_size,
                           precision, threads)

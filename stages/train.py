@@ -18,6 +18,7 @@ from pocketlm.pipeline.model import ModelConfig
 from pocketlm.runtime.group import STAGES, overwrite_option
 
 from .options import RegistryChoice, config_options, pop_config
+from .tasks import task_options, train_labelled
 
 #: The module torchrun starts in every process (``python -m``).
 TORCHRUN_MODULE = "pocketlm.stages.torchrun"
@@ -50,11 +51,14 @@ def train_config(kw: dict[str, Any], default_preset: str) -> TrainConfig:
               help="Processes on this machine: hands the command over to torchrun.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @train_options
+@task_options
 @overwrite_option
 def train(data_dir: Path | None, out: Path | None, resume: Path | None, nproc: int | None,
           quiet: bool, overwrite: bool, **kw: Any) -> None:
     if nproc and nproc > 1 and "WORLD_SIZE" not in os.environ:
         _hand_over_to_torchrun(nproc)
+    if train_labelled(kw, data_dir, out, resume, overwrite, False if quiet else None):
+        return
     from pocketlm.pipeline.checkpoint import SavedRun
     from pocketlm.pipeline.train import train as run_train
 

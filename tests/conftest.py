@@ -312,3 +312,19 @@ def browser() -> Iterator[Any]:
                                      args=["--no-sandbox"])
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def toy_classify_data(toy_data: Path) -> Path:
+    """A classify folder (subject: animal or person) on the toy data's vocabulary."""
+    from .labelled_data import write_classify
+
+    return write_classify(toy_data.parent / "classify-data", toy_data)
+
+
+@pytest.fixture(scope="session")
+def toy_tag_data(toy_data: Path) -> Path:
+    """A tag folder (the capitalised subject is a NAME) on the toy data's vocabulary."""
+    from .labelled_data import write_tag
+
+    return write_tag(toy_data.parent / "tag-data", toy_data)

@@ -1,0 +1,104 @@
+"""Export of labelled task models: the classify and tag graphs match torch (every pooling, one
+and two directions), int8 copies run and their metrics are recorded, the folder holds what the
+manifest names, ``pocketlm export`` picks the exporter by the checkpoint's task, and
+``pocketlm evaluate`` reports the task's metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pocketlm.export.task_export import export_checkpoint, export_task
+from pocketlm.pipeline.task_train import TaskTrainConfig, train_task
+from pocketlm.runtime import graphs
+from pocketlm.runtime.features import features, words_of
+
+SMALL = dict(embedding_size=16, hidden_size=16, batch_size=16, epochs=1, lr=1e-2,
+             device="cpu", log_every=0)
+
+
+@pytest.fixture(scope="module")
+def tag_checkpoint(toy_tag_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tag") / "checkpoint"
+    train_task(TaskTrainConfig.of(task="tag", bidirectional=True, **{**SMALL, "epochs": 3}),
+               toy_tag_data, out)
+    return out
+
+
+@pytest.mark.parametrize("pooling,bidirectional,cell", [
+    ("last", True, "lstm"), ("mean", False, "gru"), ("max", True, "gru"),
+    ("attention", False, "lstm")])
+def test_classify_graphs_match_torch(pooling: str, bidirectional: bool, cell: str,
+                                     toy_classify_data: Path, tmp_path: Path) -> None:
+    from pocketlm.export.config import ExportConfig
+
+    ckpt = tmp_path / "ckpt"
+    train_task(TaskTrainConfig.of(task="classify", pooling=pooling, bidirectional=bidirectional,
+                                  cell=cell, max_steps=2, **SMALL), toy_classify_data, ckpt)
+    manifest = export_task(ckpt, tmp_path / "model", ExportConfig(int8=False))
+    assert manifest["export"]["max_abs_diff"]["fp32"] <= 1e-4
+    assert manifest["graphs"]["classify"]["files"] == {"fp32": "classify.onnx"}
+    assert manifest["metrics"]["export"]["fp32"]["accuracy"] == pytest.approx(
+        manifest["metrics"]["valid"]["accuracy"])
+
+
+def test_tag_model_folder(tag_checkpoint: Path, toy_tag_data: Path, tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    out = tmp_path / "model"
+    manifest = export_checkpoint(tag_checkpoint, out)
+    assert manifest["task"] == "tag" and manifest["labels"] == ["O", "B-NAME", "I-NAME"]
+    assert manifest["graphs"]["tag"]["inputs"] == ["tokens", "shapes", "suffixes", "lengths"]
+    assert manifest["weights"] == {"fp32": "weights.onnx.data", "int8": "weights.int8.onnx.data"}
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [*manifest["files"], "manifest.json"])
+    measured = manifest["metrics"]["export"]
+    assert measured["fp32"]["f1"] == pytest.approx(manifest["metrics"]["valid"]["f1"], abs=1e-9)
+    assert measured["int8"]["f1"] >= measured["fp32"]["f1"] - 0.1
+    # a sentence the runtime way: pieces, features, one row
+    tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
+    words, ids = words_of(tokenizer, "the Dog finds the river .")
+    shapes, suffixes = features(words)
+    session = graphs.open_session(out / "tag.onnx")
+    logp = session.run(None, {"tokens": np.array([ids]), "shapes": np.array([shapes]),
+                              "suffixes": np.array([suffixes]),
+                              "lengths": np.array([len(ids)])})[0]
+    assert logp.shape == (1, len(ids), 3)
+    assert [manifest["labels"][t] for t in logp[0].argmax(-1)] == [
+        "O", "B-NAME", "O", "O", "O", "O"]
+
+
+def test_export_refuses_nothing_written_on_mismatch(tag_checkpoint: Path,
+                                                    tmp_path: Path) -> None:
+    from pocketlm.export.config import ExportConfig
+    from pocketlm.export.onnx_export import ExportError
+
+    with pytest.raises(ExportError, match="nothing was written"):
+        export_task(tag_checkpoint, tmp_path / "model", ExportConfig(tolerance=1e-12))
+    assert not (tmp_path / "model").exists()
+
+
+def test_cli_export_and_evaluate(tag_checkpoint: Path, toy_tag_data: Path,
+                                 toy_checkpoint: Path, tmp_path: Path) -> None:
+    from pocketlm.runtime.cli import cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "--checkpoint", str(tag_checkpoint), "--out",
+                                 str(tmp_path / "model"), "--no-int8"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["evaluate", "--model", str(tmp_path / "model"), "--data",
+                                 str(toy_tag_data), "--split", "test", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    trained = json.loads((tag_checkpoint / "manifest.json").read_text())["metrics"]["test"]
+    assert report["task"] == "tag" and report["sentences"] == 36
+    assert report["metrics"]["f1"] == pytest.approx(trained["f1"])
+    # the language model's checkpoint still goes through its own exporter
+    result = runner.invoke(cli, ["export", "--checkpoint", str(toy_checkpoint), "--out",
+                                 str(tmp_path / "lm"), "--no-int8"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "lm/score.onnx").is_file()

@@ -1,0 +1,115 @@
+"""Supervised training of the labelled tasks on small real folders: a classify and a tag model
+learn the toy grammar's labels in a few seconds, a run killed between checkpoints resumes to the
+same weights, a language model's checkpoint starts the encoder (same vocabulary file only), and
+freezing keeps weights as they were."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from pocketlm.pipeline.task_train import TaskTrainConfig, train_task
+from pocketlm.runtime.artifact import PocketLMError
+
+SMALL = dict(embedding_size=24, hidden_size=24, batch_size=16, epochs=3, lr=1e-2,
+             device="cpu", log_every=0, dropout=0.0)
+
+
+def test_classify_learns_the_toy_labels(toy_classify_data: Path, tmp_path: Path) -> None:
+    manifest = train_task(TaskTrainConfig.of(task="classify", pooling="mean", **SMALL),
+                          toy_classify_data, tmp_path / "ckpt")
+    assert manifest["task"] == "classify" and manifest["labels"] == ["animal", "person"]
+    assert manifest["metrics"]["valid"]["accuracy"] >= 0.9
+    assert manifest["metrics"]["test"]["accuracy"] >= 0.9
+    assert set(manifest["metrics"]["test"]) == {"accuracy", "macro_f1"}
+    history = [json.loads(line) for line in (tmp_path / "ckpt/metrics.jsonl").read_text()
+               .splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2, 3] or len(history) == 3
+    assert "curve.png" in manifest["files"]
+
+
+def test_tag_learns_the_toy_names(toy_tag_data: Path, tmp_path: Path) -> None:
+    manifest = train_task(TaskTrainConfig.of(task="tag", bidirectional=True, **SMALL),
+                          toy_tag_data, tmp_path / "ckpt")
+    assert manifest["task"] == "tag" and manifest["labels"][0] == "O"
+    assert manifest["metrics"]["test"]["f1"] >= 0.9
+
+
+def test_a_resumed_run_ends_with_the_uninterrupted_weights(toy_classify_data: Path,
+                                                           tmp_path: Path) -> None:
+    config = TaskTrainConfig.of(task="classify", **{**SMALL, "epochs": 2})
+    train_task(config, toy_classify_data, tmp_path / "whole")
+    # the same run stopped after 7 steps (mid-epoch), then resumed
+    train_task(config.__class__.of(**{**config.to_dict(), "max_steps": 7}), toy_classify_data,
+               tmp_path / "cut")
+    state = json.loads((tmp_path / "cut/manifest.json").read_text())["status"]
+    assert state["step"] == 7
+    resumed = train_task(config, toy_classify_data, tmp_path / "cut", resume=True)
+    assert resumed["status"]["resumes"] == 1
+    whole, cut = load_file(str(tmp_path / "whole/model.safetensors")), load_file(
+        str(tmp_path / "cut/model.safetensors"))
+    for name, tensor in whole.items():
+        torch.testing.assert_close(cut[name], tensor, rtol=0, atol=1e-6)
+
+
+def test_init_from_a_language_model(toy_checkpoint: Path, toy_classify_data: Path,
+                                    tmp_path: Path) -> None:
+    lm = load_file(str(toy_checkpoint / "model.safetensors"))
+    config = TaskTrainConfig.of(task="classify", cell="lstm", layers=1, freeze="encoder",
+                                init_from=str(toy_checkpoint),
+                                **{**SMALL, "epochs": 1})
+    manifest = train_task(config, toy_classify_data, tmp_path / "ckpt")
+    assert manifest["init"]["forward"]["loaded"][0] == "embedding.weight" or \
+        "embedding.weight" in manifest["init"]["forward"]["loaded"]
+    trained = load_file(str(tmp_path / "ckpt/model.safetensors"))
+    # frozen: the encoder is the language model's, exactly
+    torch.testing.assert_close(trained["encoder.embedding.weight"], lm["embedding.weight"])
+    torch.testing.assert_close(trained["encoder.rnn.weight_hh_l0"], lm["rnn.weight_hh_l0"])
+    assert trained["encoder.shape_embedding.weight"].abs().sum() > 0   # the features train
+
+
+def test_init_from_refuses_another_vocabulary(toy_checkpoint: Path, toy_classify_data: Path,
+                                              tmp_path: Path) -> None:
+    other = tmp_path / "data"
+    other.mkdir()
+    for f in toy_classify_data.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    vocab = json.loads((other / "tokenizer.json").read_text())
+    vocab["model"]["vocab"]["zebra"] = len(vocab["model"]["vocab"])
+    (other / "tokenizer.json").write_text(json.dumps(vocab))
+    from pocketlm.runtime.artifact import write_manifest
+
+    body = json.loads((other / "manifest.json").read_text())
+    files = list(body.pop("files"))
+    write_manifest(other, "data", body, files)
+    with pytest.raises(PocketLMError, match="--vocab-from"):
+        train_task(TaskTrainConfig.of(task="classify", layers=1, init_from=str(toy_checkpoint),
+                                      **SMALL), other, tmp_path / "ckpt")
+
+
+def test_gradual_unfreezing_trains_the_head_first(toy_classify_data: Path,
+                                                  tmp_path: Path) -> None:
+    config = TaskTrainConfig.of(task="classify", layers=2, unfreeze_epochs=1,
+                                **{**SMALL, "epochs": 1})
+    train_task(config, toy_classify_data, tmp_path / "ckpt")
+    from pocketlm.pipeline.encoder import TaskModel
+
+    vocab = json.loads((toy_classify_data / "tokenizer.json").read_text())["model"]["vocab"]
+    torch.manual_seed(config.seed)        # the model's initial weights, drawn as training does
+    start = TaskModel(dataclasses.replace(config.model, vocab_size=len(vocab), labels=2,
+                                          head="classify")).state_dict()
+    trained = load_file(str(tmp_path / "ckpt/model.safetensors"))
+    for frozen in ("encoder.rnn.weight_hh_l1", "encoder.rnn.weight_ih_l0",
+                   "encoder.embedding.weight"):
+        torch.testing.assert_close(trained[frozen], start[frozen], rtol=0, atol=0)
+    assert not torch.equal(trained["head.linear.weight"], start["head.linear.weight"])
+
+
+def test_wrong_task_for_the_data_is_one_line(toy_tag_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(PocketLMError, match="--task classify"):
+        train_task(TaskTrainConfig.of(task="classify", **SMALL), toy_tag_data, tmp_path / "c")
