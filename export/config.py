@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pocketlm.pipeline.options import check_fields, option
+from pocketlm.runtime.options import option
+from pocketlm.pipeline.options import check_fields
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from pocketlm.runtime.artifact import PocketLMError
 
 from .budget import probe_end
 from .model import ModelConfig
-from .options import check_fields, option
+from pocketlm.runtime.options import option
+from .options import check_fields
 
 _FRACTION = {"minimum": 0.0, "maximum": 1.0, "max_open": True}
 _COUNT = {"minimum": 0}

@@ -30,7 +30,8 @@ from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
 
 from .cells import cell_names, get_cell
 from .model import locked_dropout
-from .options import check_fields, option
+from pocketlm.runtime.options import option
+from .options import check_fields
 
 _FRACTION = {"minimum": 0.0, "maximum": 1.0, "max_open": True}
 POOLINGS = ("last", "mean", "max", "attention")

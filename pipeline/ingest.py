@@ -42,7 +42,8 @@ from pocketlm.runtime.artifact import (EOS_ID, EOS_TOKEN, MANIFEST, SPECIAL_TOKE
                                        write_manifest)
 
 from .corpus import LONG_LINES, SPLITS, Corpus, LineCounts
-from .options import check_fields, option, option_name
+from pocketlm.runtime.options import option
+from .options import check_fields, option_name
 from .sources import expand_files, kjv_path, load_corpus
 from .splits import BATCH_LINES, SplitStats, SplitWriter, split_entry
 

@@ -43,7 +43,8 @@ from .ingest import ingest as lm_ingest
 from .splits import report as lm_report
 from .labelled_read import FORMATS, Columns, Row, Source, read_source
 from .labellings import LABELLINGS, Labelling
-from .options import check_fields, option, option_name
+from pocketlm.runtime.options import option
+from .options import check_fields, option_name
 
 LABELS = "labels.json"
 

@@ -33,7 +33,8 @@ from torch import nn
 from pocketlm.runtime.artifact import PocketLMError
 
 from .cells import State, cell_names, get_cell
-from .options import check_fields, option
+from pocketlm.runtime.options import option
+from .options import check_fields
 from .outputs import get_output, output_names
 
 _FRACTION = {"minimum": 0.0, "maximum": 1.0, "max_open": True}

@@ -42,7 +42,8 @@ from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, SavedRun, opt
 from .device import autocast_bf16, environment, progress_bar
 from .encoder import EncoderConfig, TaskModel
 from .labelled import load_examples, read_labels
-from .options import check_fields, option
+from pocketlm.runtime.options import option
+from .options import check_fields
 from .saving import data_reference
 from .task_batches import IGNORE, Encoded, class_weights, epoch_batches, eval_batches, trains
 from .task_init import init_encoder

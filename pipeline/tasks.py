@@ -26,7 +26,7 @@ from pocketlm.runtime.artifact import PocketLMError
 from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
 from pocketlm.runtime.metrics import accuracy, entity_prf, macro_f1
 
-from .options import option
+from pocketlm.runtime.options import option
 
 Measure = Callable[[Sequence[Any], Sequence[Any], Sequence[str]], dict[str, float]]
 

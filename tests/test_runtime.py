@@ -16,22 +16,9 @@ import pytest
 from pocketlm.runtime import (EOS_ID, UNK_ID, ArtifactError, LanguageModel, PocketLMError,
                               SentenceScore, detokenize)
 
-from .conftest import BLOCK_TRAINING_STACK, flip_byte
+from .conftest import BLOCK_TRAINING_STACK, OBJECTS, SUBJECTS, VERBS, flip_byte
 
 
-def _grammar() -> tuple[list[str], list[str], list[str]]:
-    """The toy grammar's word lists, read from conftest.py (the single source of the corpus)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_toy_grammar", Path(__file__).with_name(
-        "conftest.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.SUBJECTS, module.VERBS, module.OBJECTS
-
-
-SUBJECTS, VERBS, OBJECTS = _grammar()
 
 SENTENCES = ["the cat sees the ball .", "a child likes a tree !", "my friend",
              "the old man watches the river today .", "", "ball the . sees cat the",
