@@ -30,6 +30,7 @@ import numpy as np
 
 from .artifact import InputError
 from .keyboard import Keyboard, Suggestion, is_word, keyboard
+from .qwerty import channel_logprob
 
 #: λ, the cache probability's weight in the mixture with the language model (module docstring).
 CACHE_WEIGHT = 0.05
@@ -145,11 +146,16 @@ class Typing:
 
     def corrections(self, k: int = 3) -> list[Suggestion]:
         """The ``k`` likeliest words meant by the current word (noisy channel, see
-        :meth:`Keyboard.correct`); a user word typed exactly is kept as it is."""
+        :meth:`Keyboard.correct`), user words within two edits included."""
+        found = self.keyboard.corrections(self.logprobs, self.partial, k + len(self.user_words))
+        if not self.user_words:
+            return found[:k]
         typed = self.source.normalize(self.partial).strip()
-        found = self.keyboard.corrections(self.logprobs, self.partial, k)
-        if typed in self.user_words:
-            found = [s for s in found if s.word != typed]
-            found.append(Suggestion(typed, self._user_logprob(typed)))
-            found.sort(key=lambda s: (-s.score, s.word))
-        return found[:k]
+        scale = math.log1p(-CACHE_WEIGHT)
+        found = [Suggestion(s.word, s.logprob + scale, s.channel) for s in found
+                 if s.word not in self.user_words]
+        for word in self.user_words:
+            channel = channel_logprob(typed, word)
+            if channel > -math.inf:
+                found.append(Suggestion(word, self._user_logprob(word), channel))
+        return sorted(found, key=lambda s: (-s.score, s.word))[:k]
