@@ -1,7 +1,8 @@
 """The ``pocketlm`` command line: one click group that every install has.
 
-The runtime core's commands (score, rank, generate, perplexity, info, web) live here and import
-nothing but the runtime (onnxruntime, numpy, tokenizers, click). Further commands are registered
+The runtime core's commands (score, rank, generate, perplexity, info; web and suggest from
+their own modules) live here and import nothing but the runtime (onnxruntime, numpy,
+tokenizers, click). Further commands are registered
 by name under the entry-point group ``pocketlm.commands`` and loaded only when named
 (:mod:`pocketlm.runtime.group`): the stage commands (ingest, train, export, evaluate, run), which
 without the ``[train]`` extra say in one line what to install, and ``rescore``
@@ -23,6 +24,7 @@ import click
 
 from . import inputs
 from .artifact import read_manifest
+from .keyboard_cli import suggest
 from .web import web
 from .group import (PocketLMGroup, batch_option, json_option, load_model, model_option,
                     precision_option, scoring_options, setup_logging, threads_option)
@@ -212,6 +214,7 @@ def info(model_dir: Path, verify: bool, as_json: bool) -> None:
 
 
 cli.add_command(web)  # pocketlm web: the page (runtime/web.py)
+cli.add_command(suggest)  # pocketlm suggest: keyboard suggestions (runtime/keyboard_cli.py)
 
 
 def main() -> None:
