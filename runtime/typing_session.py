@@ -33,7 +33,7 @@ from .keyboard import Keyboard, Suggestion, is_word, keyboard
 from .qwerty import channel_logprob
 
 #: λ, the cache probability's weight in the mixture with the language model (module docstring).
-CACHE_WEIGHT = 0.05
+CACHE_WEIGHT = 0.01
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,10 @@ class Typing:
         return math.log((1 - CACHE_WEIGHT) * unk * share + CACHE_WEIGHT * share)
 
     def suggestions(self, k: int = 3) -> list[Suggestion]:
-        """The ``k`` likeliest words that start with the current word (user words included)."""
+        """The ``k`` likeliest words that start with the current word (user words included once
+        a letter of the word is typed)."""
         found = self.keyboard.complete(self.logprobs, self.partial, k)
-        if not self.user_words:
+        if not self.user_words or not self.partial:
             return found
         prefix = self.source.normalize(self.partial)
         scale = math.log1p(-CACHE_WEIGHT)
