@@ -193,7 +193,9 @@ def main() -> None:
     path = Path(args.work) / f"job.{os.getpid()}.json"
     path.write_text(json.dumps(job), encoding="utf-8")
     cpu = cpu_flags()
-    header = {"record": "config", "sentences": len(job["sentences"]), "seed": args.seed,
+    metrics = json.loads((Path(job["model"]) / "manifest.json").read_text()).get("metrics")
+    header = {"record": "config", "model": job["model"], "model_metrics": metrics,
+              "sentences": len(job["sentences"]), "seed": args.seed, "kebbie": job["kebbie"],
               "user_verses": len(job["user_text"]), "correctors": args.correctors,
               "machine": machine(), "cpu": cpu}
     sink = open(args.out, "a", encoding="utf-8") if args.out else None
