@@ -201,17 +201,19 @@ def drive(job: dict[str, Any]) -> None:
              word_step_p95_us=round(percentile(steps, 95) * 1e6, 1),
              max_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
         user = [typist_words(s) for s in job["user_text"]]
+        if not user:
+            continue
         learned, plain = Typing(kb, learn=True), Typing(kb, learn=False)
         with_words = savings(learned, user)
         emit("user_words", corrector=name, verses=len(user), learned=len(learned.user_words),
              savings_learning=with_words["savings"], savings_plain=savings(plain, user)["savings"],
              keystrokes=with_words["keystrokes"])
-        if job["kebbie"]:
-            from kebbie import evaluate
+    for name in job["correctors"] if job["kebbie"] else []:
+        from kebbie import evaluate
 
-            t0 = time.perf_counter()
-            results = evaluate(kebbie_corrector(name, job), dataset={"kjv": job["sentences"]},
-                               n_proc=1, seed=job["seed"])
-            results.pop("most_common_mistakes", None)
-            emit("kebbie", corrector=name, sentences=len(job["sentences"]),
-                 seconds=round(time.perf_counter() - t0, 1), results=results)
+        t0 = time.perf_counter()
+        results = evaluate(kebbie_corrector(name, job), dataset={"kjv": job["sentences"]},
+                           n_proc=1, seed=job["seed"])
+        results.pop("most_common_mistakes", None)
+        emit("kebbie", corrector=name, sentences=len(job["sentences"]),
+             seconds=round(time.perf_counter() - t0, 1), results=results)
