@@ -27,7 +27,8 @@ with ``--seed``. Records (JSON lines; each carries ``cpu``, bench/common.py:cpu_
 * ``savings``: a typist who taps a correct top-3 suggestion as soon as it shows (the tap
   includes the space) against typing every letter and space: ``1 - taps / keystrokes``;
 * ``latency``: per keystroke, ``Typing.suggestions(3)`` on one thread (the context's
-  distribution reused), p50/p95 in µs; the per-word model step beside it; the process's peak RSS;
+  distribution reused), p50/p95 in µs; the per-word model step beside it; the driver's peak RSS
+  (VmHWM);
 * ``user_words``: ``--user-verses`` consecutive test verses (Genesis onwards) typed as one
   user's text with ``Typing(learn=True)`` against ``learn=False``: the savings of each.
 """

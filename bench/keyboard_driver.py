@@ -143,6 +143,16 @@ def kebbie_corrector(name: str, job: dict[str, Any]) -> Any:
     return Pocket()
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM (ru_maxrss would keep the peak of the
+    orchestrator this process was forked from, as Linux carries it across exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def savings(typing: Typing, sentences: list[str], k: int = 3,
             timings: list[float] | None = None) -> dict[str, Any]:
     """A typist who taps a correct top-k suggestion as soon as it shows (the tap includes the
@@ -199,7 +209,7 @@ def drive(job: dict[str, Any]) -> None:
              suggest_p95_us=round(percentile(timings, 95) * 1e6, 1),
              word_step_p50_us=round(percentile(steps, 50) * 1e6, 1),
              word_step_p95_us=round(percentile(steps, 95) * 1e6, 1),
-             max_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+             peak_rss_mb=peak_rss_mb())
         user = [typist_words(s) for s in job["user_text"]]
         if not user:
             continue
