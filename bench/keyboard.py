@@ -131,8 +131,9 @@ def ensure_venv(venv: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     probe = subprocess.run([str(python), "-c", "import kebbie, kenlm, pocketlm.runtime.keyboard"],
                            capture_output=True)
-    if probe.returncode != 0:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *KEBBIE], check=True)
+    if probe.returncode != 0:  # kebbie, and pocketlm's runtime with its base dependencies
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *KEBBIE, str(REPO)],
+                       check=True)
     # always refresh pocketlm's runtime from this checkout (no extras: numpy 1.26 stays)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
                     str(REPO)], check=True)
