@@ -1,7 +1,8 @@
 """The ``pocketlm`` command line: one click group that every install has.
 
-The runtime core's commands (score, rank, generate, perplexity, info, web) live here and import
-nothing but the runtime (onnxruntime, numpy, tokenizers, click). Further commands are registered
+The runtime core's commands (score, rank, generate, perplexity, info; web and suggest from
+their own modules) live here and import nothing but the runtime (onnxruntime, numpy,
+tokenizers, click). Further commands are registered
 by name under the entry-point group ``pocketlm.commands`` and loaded only when named
 (:mod:`pocketlm.runtime.group`): the stage commands (ingest, train, export, evaluate, run), which
 without the ``[train]`` extra say in one line what to install, and ``rescore``
@@ -25,6 +26,7 @@ from . import inputs
 from .artifact import read_manifest
 from .options import click_options
 from .sampling import SamplingConfig
+from .keyboard_cli import suggest
 from .task_cli import classify, tag
 from .web import web
 from .group import (PocketLMGroup, batch_option, json_option, model_option, open_language_model,
@@ -207,6 +209,7 @@ def info(model_dir: Path, verify: bool, as_json: bool) -> None:
 cli.add_command(web)  # pocketlm web: the page (runtime/web.py)
 cli.add_command(classify)  # pocketlm classify (runtime/task_cli.py)
 cli.add_command(tag)  # pocketlm tag (runtime/task_cli.py)
+cli.add_command(suggest)  # pocketlm suggest: keyboard suggestions (runtime/keyboard_cli.py)
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from .core import SessionCore
 from .generation import GenerationStream, Generator
+from .keyboard import Keyboard, Suggestion, keyboard
 from .rescoring import Rescorer
 from .results import Generation, Rescored, SentenceScore, WordScore
 from .sampling import DEFAULTS
@@ -220,3 +221,11 @@ class LanguageModel:
                state: State | None = None, logprobs: bool = False) -> GenerationStream:
         return self.generator.stream(prompt, max_words, temperature, top_k, top_p, seed,
                                      allow_unk, stop=stop, state=state, logprobs=logprobs)
+
+    @_doc(Keyboard.suggest)
+    def suggest(self, context: str, prefix: str = "", k: int = 3) -> list[Suggestion]:
+        return keyboard(self).suggest(context, prefix, k)
+
+    @_doc(Keyboard.correct)
+    def correct(self, context: str, typed: str, k: int = 3) -> list[Suggestion]:
+        return keyboard(self).correct(context, typed, k)

@@ -263,3 +263,32 @@ def test_page_works_offline(browser: Any, url: str) -> None:
     page.wait_for_function("window.pocketlm && window.pocketlm.firstScoreMs", timeout=120_000)
     assert page.locator("#ranking li").count() == 2
     context.close()
+
+
+@needs_browser
+def test_page_keyboard_chips(browser: Any, url: str, lm: LanguageModel) -> None:
+    """Typing a verse into the keyboard box shows Python's three suggestions as chips after
+    every keystroke; tapping a chip takes the word (and a space) into the box."""
+    from pocketlm.runtime.keyboard import keyboard
+    from pocketlm.runtime.typing_session import Typing
+
+    page, errors = _open(browser, url)
+    box = page.locator("#keyboard-text")
+    typing = Typing(keyboard(lm))
+    for ch in "and god said let there be light":
+        box.press(ch if ch != " " else "Space")
+        typing.type(ch)
+        page.evaluate("() => window.pocketlm.keyboardIdle()")
+        want = [s.word for s in typing.suggestions(3)] or \
+            [s.word for s in typing.corrections(3)]
+        chips = [c for c in page.locator(".chip").all_inner_texts() if c]
+        assert chips == want, (typing.text, chips, want)
+    box.press("Space")
+    box.press("a")
+    page.evaluate("() => window.pocketlm.keyboardIdle()")
+    first = page.locator(".chip").first
+    word = first.inner_text()
+    first.click()
+    page.evaluate("() => window.pocketlm.keyboardIdle()")
+    assert box.input_value() == f"and god said let there be light {word} "
+    assert errors == []

@@ -1,9 +1,9 @@
-// The pocketlm page: score a sentence word by word, rank candidates, generate as it streams;
-// for a classify or tag model folder, its own tab instead: label bars, or the text with its
-// entities highlighted.
+// The pocketlm page: score a sentence word by word, suggest words as they are typed (three chips
+// above the text box; tap one to take it), rank candidates, generate as it streams; for a classify
+// or tag model folder, its own tab instead: label bars, or the text with its entities highlighted.
 // The model folder is ./model/ (or ?model=URL); ?precision=int8 and ?threads=N choose the graphs
 // and the WebAssembly threads (more than 1 only when the page is cross-origin isolated).
-import { detokenize, loadModel, oneLine } from 'pocketlm';
+import { Keyboard, Typing, detokenize, loadModel, oneLine } from 'pocketlm';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -74,6 +74,58 @@ async function generate(lm) {
     await new Promise((resolve) => requestAnimationFrame(resolve));   // show it now
   }
   return words;
+}
+
+/**
+ * The keyboard: a typing session follows the text box (letters typed or deleted at the end are
+ * keystrokes; any other edit replays the text), and the chips show its three suggestions, or
+ * its corrections when no word starts with the letters typed.
+ */
+async function keyboardBox(lm) {
+  const typing = await Typing.create(new Keyboard(lm));
+  const box = $('keyboard-text');
+  let last = '';
+  let queue = Promise.resolve();
+  const chips = () => {
+    let shown = typing.suggestions(3);
+    const correcting = shown.length === 0 && typing.partial !== '';
+    if (correcting) shown = typing.corrections(3);
+    document.querySelectorAll('.chip').forEach((chip, i) => {
+      chip.textContent = shown[i] ? shown[i].word : '';
+      chip.dataset.word = shown[i] ? shown[i].word : '';
+      chip.dataset.logprob = shown[i] ? String(shown[i].logprob) : '';
+      chip.disabled = !shown[i];
+      chip.classList.toggle('correction', correcting);
+    });
+    window.pocketlm.chips = shown.map((s) => s.word);
+  };
+  const follow = async () => {
+    const value = box.value;
+    if (value.startsWith(last)) {
+      for (const ch of value.slice(last.length)) await typing.type(ch);
+    } else if (last.startsWith(value) && [...last].length - [...value].length <= 1) {
+      typing.backspace();
+    } else {
+      await typing.reset();
+      for (const ch of value) await typing.type(ch);
+    }
+    last = value;
+    chips();
+  };
+  const later = (action) => { queue = queue.then(action).catch(showError); return queue; };
+  box.addEventListener('input', () => later(follow));
+  document.querySelectorAll('.chip').forEach((chip) => chip.addEventListener('click', () => later(async () => {
+    if (!chip.dataset.word) return;
+    const cut = last.length - [...typing.partial].length;
+    await typing.accept(chip.dataset.word);
+    last = `${last.slice(0, Math.max(cut, 0))}${chip.dataset.word} `;
+    box.value = last;
+    chips();
+    box.focus();
+  })));
+  window.pocketlm.keyboard = typing;
+  window.pocketlm.keyboardIdle = () => queue;
+  chips();
 }
 
 function guard(action) {
@@ -182,6 +234,7 @@ async function main() {
   });
   await scoreSentence(lm);
   await rankCandidates(lm);
+  await keyboardBox(lm);
   window.pocketlm.firstScoreMs = performance.now();   // ms since navigation started
   for (const button of document.querySelectorAll('button')) button.disabled = false;
   $('status').textContent = 'Ready: type a sentence, rank candidates or generate.';

@@ -8,11 +8,13 @@
 //             "generate": [{"prompt": ..., "maxWords": 30, "seed": 0, ...}, ...],
 //             "fullScores": sentence, "rank": [candidate, ...], "timing": true,
 //             "pieces": [text, ...] (with "tokenizer"), "features": [word, ...],
-//             "classify": [text, ...], "topK": 1, "logProbs": [text, ...], "tag": [text, ...]}
+//             "classify": [text, ...], "topK": 1, "logProbs": [text, ...], "tag": [text, ...],
+//             "suggest": [{"context", "prefix", "k"}, ...], "correct": [{"context", "typed", "k"}],
+//             "typing": [keystrokes, ...] (suggestions after each; "\t" takes the first)}
 //   answer:  the same keys with results; {"error": one line} for a bad folder or argument.
 
 import { readFileSync } from 'node:fs';
-import { features, loadModel, oneLine, PocketLMError, Tokenizer } from '../src/node.js';
+import { features, Keyboard, loadModel, oneLine, PocketLMError, Tokenizer, Typing } from '../src/node.js';
 
 async function answer(request) {
   const out = {};
@@ -59,6 +61,30 @@ async function answer(request) {
     const t0 = performance.now();
     out.tag = await lm.tagBatch(request.tag);
     out.tagMs = performance.now() - t0;
+  }
+  if (request.suggest || request.correct || request.typing) {
+    const keyboard = new Keyboard(lm);
+    out.suggest = [];
+    for (const q of request.suggest || []) out.suggest.push(await keyboard.suggest(q.context, q.prefix ?? '', q.k ?? 3));
+    out.correct = [];
+    for (const q of request.correct || []) out.correct.push(await keyboard.correct(q.context, q.typed, q.k ?? 3));
+    out.typing = [];
+    for (const keys of request.typing || []) {
+      const typing = await Typing.create(keyboard);
+      const trace = [];
+      for (const key of keys) {
+        if (key === '\t') {
+          const first = typing.suggestions(1);
+          if (first.length) await typing.accept(first[0].word);
+        } else if (key === '\b') {
+          typing.backspace();
+        } else {
+          await typing.type(key);
+        }
+        trace.push({ text: typing.text, suggestions: typing.suggestions(3), corrections: typing.corrections(3) });
+      }
+      out.typing.push(trace);
+    }
   }
   if (request.rank) out.rank = await lm.rank(request.rank);
   if (request.fullScores !== undefined) out.fullScores = await lm.fullScores(request.fullScores);

@@ -1,0 +1,224 @@
+"""Keyboard figures: kebbie's evaluation, keystroke savings, per-keystroke latency, learned words.
+
+    python bench/keyboard.py --run /work/runs/kjv --sentences 200 --seed 0
+    python bench/keyboard.py --sentences 2000 --out bench/results/keyboard.jsonl
+
+Two Python environments. This script (pocketlm's own, with the ``[train]`` extra) reads the
+KJV split, builds the n-gram, and writes a job file; then it builds (once) a virtual environment
+for kebbie (``--venv``, default /work/runs/kebbie-venv: ``kebbie==0.5.1``, which pins numpy
+1.26 and datasets 3.6; ``pyarrow<18``; ``kenlm``; and pocketlm's runtime installed from this
+checkout without extras) and runs itself there with ``--driver JOB``. kebbie fetches a list of
+common typos on first use; for offline runs the bench writes ``~/.cache/common_typos/en.json``
+as ``{}`` when it is missing (so kebbie's noise model has no common-typo substitutions).
+
+Correctors (the same candidate generation and error model, runtime/keyboard.py; only the
+next-word distribution differs):
+
+* ``pocketlm-fp32``, ``pocketlm-int8``: the run model through the state API;
+* ``kn3``: an interpolated Kneser-Ney 3-gram (written as ARPA here, queried with ``kenlm``) over
+  the train split's pocketlm tokens (words outside the vocabulary as ``<unk>``), so its
+  vocabulary is the model's;
+* ``unigram``: train-split token frequencies, whatever the context.
+
+Data: test-split verses (every 20th verse, i % 20 == 19), lower-cased, ``--sentences`` drawn
+with ``--seed``. Records (JSON lines; each carries ``cpu``, bench/common.py:cpu_flags):
+
+* ``kebbie``: kebbie's results per corrector (next-word, completion and correction scores);
+* ``savings``: a typist who taps a correct top-3 suggestion as soon as it shows (the tap
+  includes the space) against typing every letter and space: ``1 - taps / keystrokes``;
+* ``latency``: per keystroke, ``Typing.suggestions(3)`` on one thread (the context's
+  distribution reused), p50/p95 in µs; the per-word model step beside it; the driver's peak RSS
+  (VmHWM);
+* ``user_words``: ``--user-verses`` consecutive test verses (Genesis onwards) typed as one
+  user's text with ``Typing(learn=True)`` against ``learn=False``: the savings of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from common import cpu_flags, machine  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+KEBBIE = ["kebbie==0.5.1", "pyarrow<18", "kenlm"]
+DISCOUNT = 0.75
+
+
+# -- preparation, in pocketlm's environment -------------------------------------------------------
+
+def split_lines(data_dir: Path) -> dict[str, list[str]]:
+    """The corpus lines of each split, as ingest made them."""
+    from pocketlm.pipeline.ingest import IngestConfig
+    from pocketlm.runtime import read_manifest
+
+    config = IngestConfig.from_manifest(read_manifest(data_dir, "data", verify=False)["config"])
+    out: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for split, line in config.corpus().records():
+        out[split].append(line)
+    return out
+
+
+def kneser_ney_arpa(sentences: list[list[str]], out: Path) -> Path:
+    """An interpolated Kneser-Ney 3-gram (one discount) of token lists, written as ARPA."""
+    c3: Counter[tuple[str, ...]] = Counter()
+    c2: Counter[tuple[str, ...]] = Counter()
+    for words in sentences:
+        seq = ["<s>", *words, "</s>"]
+        c2.update(zip(seq, seq[1:]))
+        c3.update(zip(seq, seq[1:], seq[2:]))
+    # adjusted counts: distinct left extensions, raw counts for n-grams that start a sentence
+    a2: Counter[tuple[str, ...]] = Counter()
+    for _, v, w in c3:
+        a2[(v, w)] += 1
+    for (v, w), n in c2.items():
+        if v == "<s>":
+            a2[(v, w)] = n
+    a1: Counter[str] = Counter()
+    for _, w in a2:
+        a1[w] += 1
+    total1 = sum(a1.values())
+    p1 = {w: n / total1 for w, n in a1.items()}
+    p1.setdefault("<unk>", 0.5 / total1)
+    ctx2, types2 = Counter[str](), Counter[str]()
+    for (v, _), n in a2.items():
+        ctx2[v] += n
+        types2[v] += 1
+    gamma2 = {v: DISCOUNT * types2[v] / ctx2[v] for v in ctx2}
+    p2 = {(v, w): max(n - DISCOUNT, 0) / ctx2[v] + gamma2[v] * p1[w] for (v, w), n in a2.items()}
+    ctx3, types3 = Counter[tuple[str, str]](), Counter[tuple[str, str]]()
+    for (u, v, _), n in c3.items():
+        ctx3[(u, v)] += n
+        types3[(u, v)] += 1
+    gamma3 = {uv: DISCOUNT * types3[uv] / ctx3[uv] for uv in ctx3}
+    p3 = {(u, v, w): max(n - DISCOUNT, 0) / ctx3[(u, v)] + gamma3[(u, v)] * p2[(v, w)]
+          for (u, v, w), n in c3.items()}
+    log = math.log10
+    lines = ["\\data\\", f"ngram 1={len(p1) + 1}", f"ngram 2={len(p2)}", f"ngram 3={len(p3)}",
+             "", "\\1-grams:", f"-99\t<s>\t{log(gamma2.get('<s>', 1.0)):.6f}"]
+    for w, p in p1.items():
+        back = f"\t{log(gamma2[w]):.6f}" if w in gamma2 else ""
+        lines.append(f"{log(p):.6f}\t{w}{back}")
+    lines += ["", "\\2-grams:"]
+    for (v, w), p in p2.items():
+        back = f"\t{log(gamma3[(v, w)]):.6f}" if (v, w) in gamma3 else ""
+        lines.append(f"{log(p):.6f}\t{v} {w}{back}")
+    lines += ["", "\\3-grams:"]
+    lines += [f"{log(p):.6f}\t{u} {v} {w}" for (u, v, w), p in p3.items()]
+    lines += ["", "\\end\\", ""]
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    tmp.rename(out)
+    return out
+
+
+def ensure_venv(venv: Path) -> Path:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    probe = subprocess.run([str(python), "-c", "import kebbie, kenlm, pocketlm.runtime.keyboard"],
+                           capture_output=True)
+    if probe.returncode != 0:  # kebbie, and pocketlm's runtime with its base dependencies
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *KEBBIE, str(REPO)],
+                       check=True)
+    # always refresh pocketlm's runtime from this checkout (no extras: numpy 1.26 stays)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+                    str(REPO)], check=True)
+    typos = Path.home() / ".cache" / "common_typos" / "en.json"
+    if not typos.exists():
+        typos.parent.mkdir(parents=True, exist_ok=True)
+        typos.write_text("{}", encoding="utf-8")
+    return python
+
+
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
+    from pocketlm.runtime import LanguageModel
+
+    run = Path(args.run)
+    model = Path(args.model) if args.model else run / "model"
+    splits = split_lines(run / "data")
+    lm = LanguageModel(model, verify=False)
+    vocab = {lm.token_text(i) for i in range(lm.vocab_size)}
+    tokens = [[t if t in vocab else "<unk>" for t in lm.tokenizer.encode(line.lower()).tokens]
+              for line in splits["train"]]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256((model / "manifest.json").read_bytes()).hexdigest()[:12]
+    arpa = work / f"kn3.{key}.arpa"
+    if not arpa.exists():
+        kneser_ney_arpa(tokens, arpa)
+    unigram = Counter(t for words in tokens for t in words)
+    unigram["<eos>"] = len(tokens)
+    test = [line.lower() for line in splits["test"]]
+    chosen = random.Random(args.seed).sample(test, min(args.sentences, len(test)))
+    return {"model": str(model), "arpa": str(arpa), "unigram": dict(unigram),
+            "sentences": chosen, "user_text": test[:args.user_verses],
+            "correctors": args.correctors, "seed": args.seed, "kebbie": not args.no_kebbie,
+            "precisions": {"pocketlm-fp32": "fp32", "pocketlm-int8": "int8"}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default="/work/runs/kjv", help="a `pocketlm run` folder")
+    parser.add_argument("--model", help="model folder (default: RUN/model)")
+    parser.add_argument("--venv", default="/work/runs/kebbie-venv", help="kebbie's environment")
+    parser.add_argument("--work", default="/work/runs/keyboard", help="n-gram and job files")
+    parser.add_argument("--sentences", type=int, default=200)
+    parser.add_argument("--user-verses", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--correctors", nargs="+",
+                        default=["pocketlm-fp32", "pocketlm-int8", "kn3", "unigram"])
+    parser.add_argument("--no-kebbie", action="store_true", help="only savings and latency")
+    parser.add_argument("--out", help="also append the JSON lines to this file")
+    parser.add_argument("--driver", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.driver:
+        from keyboard_driver import drive
+
+        drive(json.loads(Path(args.driver).read_text(encoding="utf-8")))
+        return
+    job = prepare(args)
+    python = ensure_venv(Path(args.venv))
+    path = Path(args.work) / f"job.{os.getpid()}.json"
+    path.write_text(json.dumps(job), encoding="utf-8")
+    cpu = cpu_flags()
+    metrics = json.loads((Path(job["model"]) / "manifest.json").read_text()).get("metrics")
+    header = {"record": "config", "model": job["model"], "model_metrics": metrics,
+              "sentences": len(job["sentences"]), "seed": args.seed, "kebbie": job["kebbie"],
+              "user_verses": len(job["user_text"]), "correctors": args.correctors,
+              "machine": machine(), "cpu": cpu}
+    sink = open(args.out, "a", encoding="utf-8") if args.out else None
+    print(json.dumps(header), flush=True)
+    if sink:
+        sink.write(json.dumps(header) + "\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([str(python), __file__, "--driver", str(path)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        record = {**json.loads(line), "cpu": cpu["kind"]}
+        print(json.dumps(record), flush=True)
+        if sink:
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+    proc.wait()
+    path.unlink()
+    if proc.returncode:
+        raise SystemExit(proc.returncode)
+
+
+if __name__ == "__main__":
+    main()

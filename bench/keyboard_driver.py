@@ -1,0 +1,229 @@
+"""The half of bench/keyboard.py that runs in kebbie's environment (see its docstring).
+
+Every corrector is a :class:`~pocketlm.runtime.keyboard.Keyboard` over a different next-word
+source; a :class:`Contexts` cache advances each source incrementally as kebbie's context grows
+word by word. Correctors are rebuilt from their name in each kebbie worker (they pickle as
+their recipe, not their onnxruntime sessions).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import resource
+import time
+from typing import Any
+
+import numpy as np
+from common import emit, percentile
+
+from pocketlm.runtime.keyboard import Keyboard, LMSource
+from pocketlm.runtime.typing_session import Typing
+
+
+class KenLMSource:
+    """A kenlm model over pocketlm's vocabulary: state = kenlm.State; the distribution is
+    every vocabulary entry's BaseScore, renormalised over the vocabulary."""
+
+    def __init__(self, arpa: str, lm_source: LMSource) -> None:
+        import kenlm
+
+        self.kenlm = kenlm
+        self.model = kenlm.Model(arpa)
+        self.vocabulary = lm_source.vocabulary
+        self.unk_id = lm_source.unk_id
+        self.normalize = lm_source.normalize
+        self.tokenize = lm_source.tokenize
+        self._names = ["</s>" if w == "<eos>" else w for w in self.vocabulary]
+
+    def begin(self) -> Any:
+        state = self.kenlm.State()
+        self.model.BeginSentenceWrite(state)
+        return state
+
+    def advance(self, state: Any, token: int) -> Any:
+        out = self.kenlm.State()
+        self.model.BaseScore(state, self._names[token], out)
+        return out
+
+    def logprobs(self, state: Any) -> np.ndarray:
+        out, score = self.kenlm.State(), self.model.BaseScore
+        lp = np.fromiter((score(state, w, out) for w in self._names), dtype=np.float64,
+                         count=len(self._names)) * math.log(10)
+        return lp - np.logaddexp.reduce(lp)
+
+
+class UnigramSource:
+    """Train-split token frequencies, whatever the context."""
+
+    def __init__(self, counts: dict[str, int], lm_source: LMSource) -> None:
+        self.vocabulary = lm_source.vocabulary
+        self.unk_id = lm_source.unk_id
+        self.normalize = lm_source.normalize
+        self.tokenize = lm_source.tokenize
+        c = np.asarray([counts.get(w, 0) for w in self.vocabulary], dtype=np.float64) + 0.5
+        self._lp = np.log(c / c.sum())
+
+    def begin(self) -> Any:
+        return None
+
+    def advance(self, state: Any, token: int) -> Any:
+        return None
+
+    def logprobs(self, state: Any) -> np.ndarray:
+        return self._lp
+
+
+def make_keyboard(name: str, job: dict[str, Any]) -> Keyboard:
+    from pocketlm.runtime import LanguageModel
+
+    precision = job["precisions"].get(name, "fp32")
+    lm_source = LMSource(LanguageModel(job["model"], precision=precision, threads=1,
+                                       verify=False))
+    if name.startswith("pocketlm"):
+        return Keyboard(lm_source)
+    if name == "kn3":
+        return Keyboard(KenLMSource(job["arpa"], lm_source))
+    if name == "unigram":
+        return Keyboard(UnigramSource(job["unigram"], lm_source))
+    raise SystemExit(f"unknown corrector {name!r}: pocketlm-fp32, pocketlm-int8, kn3, unigram")
+
+
+class Contexts:
+    """The distribution after a context string, advancing from the last context when the new
+    one extends it (kebbie's contexts grow a word at a time)."""
+
+    def __init__(self, keyboard: Keyboard) -> None:
+        self.keyboard = keyboard
+        self.source = keyboard.source
+        self.tokens: list[int] = []
+        self.state = self.source.begin()
+        self.lp = self.source.logprobs(self.state)
+
+    def logprobs(self, context: str) -> np.ndarray:
+        tokens = self.source.tokenize(context)
+        if tokens[:len(self.tokens)] != self.tokens:
+            self.tokens, self.state = [], self.source.begin()
+        for t in tokens[len(self.tokens):]:
+            self.state = self.source.advance(self.state, t)
+        if tokens != self.tokens or not tokens:
+            self.lp = self.source.logprobs(self.state)
+        self.tokens = tokens
+        return self.lp
+
+
+def kebbie_corrector(name: str, job: dict[str, Any]) -> Any:
+    from kebbie import Corrector
+
+    class Pocket(Corrector):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._contexts: Contexts | None = None
+
+        def __reduce__(self) -> Any:
+            return (kebbie_corrector, (name, job))
+
+        @property
+        def contexts(self) -> Contexts:
+            if self._contexts is None:
+                self._contexts = Contexts(make_keyboard(name, job))
+            return self._contexts
+
+        def predict_next_word(self, context: str) -> list[str]:
+            c = self.contexts
+            return [s.word for s in c.keyboard.complete(c.logprobs(context), "", 3)]
+
+        def auto_complete(self, context: str, keystrokes: Any, partial_word: str) -> list[str]:
+            c = self.contexts
+            return [s.word for s in c.keyboard.complete(c.logprobs(context), partial_word, 3)]
+
+        def auto_correct(self, context: str, keystrokes: Any, word: str) -> list[str]:
+            c = self.contexts
+            return [s.word for s in c.keyboard.corrections(c.logprobs(context), word, 3)]
+
+    return Pocket()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: VmHWM (ru_maxrss would keep the peak of the
+    orchestrator this process was forked from, as Linux carries it across exec)."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def savings(typing: Typing, sentences: list[str], k: int = 3,
+            timings: list[float] | None = None) -> dict[str, Any]:
+    """A typist who taps a correct top-k suggestion as soon as it shows (the tap includes the
+    space), against typing every letter and space."""
+    source = typing.source
+    full = taps = words = 0
+    for sentence in sentences:
+        typing.reset()
+        targets = [w for w in (source.normalize(t) for t in sentence.split()) if w]
+        for target in targets:
+            full += len(target) + 1
+            words += 1
+            for n in range(len(target) + 1):
+                t0 = time.perf_counter()
+                shown = [s.word for s in typing.suggestions(k)]
+                if timings is not None:
+                    timings.append(time.perf_counter() - t0)
+                if target in shown:
+                    taps += n + 1
+                    typing.accept(target)
+                    break
+                if n == len(target):
+                    taps += n + 1
+                    typing.space()
+                else:
+                    typing.type(target[n])
+    return {"keystrokes": full, "taps": taps, "words": words,
+            "savings": round(1 - taps / max(full, 1), 4)}
+
+
+def typist_words(text: str) -> str:
+    """A verse as the words a keyboard user types: its runs of letters, lower-cased."""
+    return " ".join(re.findall(r"[^\W\d_]+", text.lower()))
+
+
+def drive(job: dict[str, Any]) -> None:
+    for name in job["correctors"]:
+        kb = make_keyboard(name, job)
+        sentences = [typist_words(s) for s in job["sentences"]]
+        t0 = time.perf_counter()
+        timings: list[float] = []
+        result = savings(Typing(kb, learn=False), sentences, timings=timings)
+        emit("savings", corrector=name, sentences=len(sentences), seconds=round(
+            time.perf_counter() - t0, 1), **result)
+        steps: list[float] = []
+        state = kb.source.begin()
+        for t in kb.source.tokenize(" ".join(sentences[:50]))[:2000]:
+            t0 = time.perf_counter()
+            state = kb.source.advance(state, t)
+            kb.source.logprobs(state)
+            steps.append(time.perf_counter() - t0)
+        emit("latency", corrector=name, keystrokes=len(timings),
+             suggest_p50_us=round(percentile(timings, 50) * 1e6, 1),
+             suggest_p95_us=round(percentile(timings, 95) * 1e6, 1),
+             word_step_p50_us=round(percentile(steps, 50) * 1e6, 1),
+             word_step_p95_us=round(percentile(steps, 95) * 1e6, 1),
+             peak_rss_mb=peak_rss_mb())
+        user = [typist_words(s) for s in job["user_text"]]
+        if not user:
+            continue
+        learned, plain = Typing(kb, learn=True), Typing(kb, learn=False)
+        with_words = savings(learned, user)
+        emit("user_words", corrector=name, verses=len(user), learned=len(learned.user_words),
+             savings_learning=with_words["savings"], savings_plain=savings(plain, user)["savings"],
+             keystrokes=with_words["keystrokes"])
+    for name in job["correctors"] if job["kebbie"] else []:
+        from kebbie import evaluate
+
+        t0 = time.perf_counter()
+        results = evaluate(kebbie_corrector(name, job), dataset={"kjv": job["sentences"]},
+                           n_proc=1, seed=job["seed"])
+        results.pop("most_common_mistakes", None)
+        emit("kebbie", corrector=name, sentences=len(job["sentences"]),
+             seconds=round(time.perf_counter() - t0, 1), results=results)

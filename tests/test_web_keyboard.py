@@ -1,0 +1,69 @@
+"""web/src/keyboard.js: suggest, correct and a typing session in Node give the Python runtime's
+words and scores (within 1e-4) on the same model folder.
+
+Needs Node and ``web/node_modules`` (``cd web && npm ci``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pocketlm.runtime import LanguageModel
+from pocketlm.runtime.keyboard import Suggestion, keyboard
+from pocketlm.runtime.typing_session import Typing
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+TOLERANCE = 1e-4
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or not (WEB / "node_modules" / "onnxruntime-node").is_dir(),
+    reason="needs node and web/node_modules (apt-get install nodejs npm; cd web && npm ci)")
+
+QUERIES = [("", ""), ("the", ""), ("the old", "m"), ("the cat sees", "t"), ("a", "zz"),
+           ("the \ud800 cat", "s"), ("The OLD", "M"), ("x" * 300, "a")]
+TYPED = [("the old", "mab"), ("the", "czt"), ("the cat", "sese"), ("the", "xqzvw"),
+         ("", "the"), ("the", "\x00")]
+KEYS = ["the old man likes the red house.", "the ca\tsees zorgblat. the zo", "th\x08e dog"]
+
+
+def node(request: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(["node", str(WEB / "tools" / "driver.js")], input=json.dumps(request),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def same(js: list[dict[str, Any]], py: list[Suggestion]) -> None:
+    assert [s["word"] for s in js] == [s.word for s in py]
+    for a, b in zip(js, py):
+        assert abs(a["logprob"] - b.logprob) < TOLERANCE and a["channel"] == b.channel
+
+
+def test_suggest_correct_and_typing_match_python(toy_model: Path) -> None:
+    lm = LanguageModel(toy_model)
+    kb = keyboard(lm)
+    got = node({"model": str(toy_model), "suggest": [{"context": c, "prefix": p, "k": 5}
+                                                     for c, p in QUERIES],
+                "correct": [{"context": c, "typed": t, "k": 4} for c, t in TYPED],
+                "typing": KEYS})
+    for js, (context, prefix) in zip(got["suggest"], QUERIES):
+        same(js, kb.suggest(context, prefix, 5))
+    for js, (context, typed) in zip(got["correct"], TYPED):
+        same(js, kb.correct(context, typed, 4))
+    for trace, keys in zip(got["typing"], KEYS):
+        typing = Typing(lm)
+        for step, key in zip(trace, keys):
+            if key == "\t":
+                typing.accept(typing.suggestions(1)[0].word)
+            elif key == "\x08":
+                typing.backspace()
+            else:
+                typing.type(key)
+            assert step["text"] == typing.text
+            same(step["suggestions"], typing.suggestions(3))
+            same(step["corrections"], typing.corrections(3))

@@ -1,0 +1,360 @@
+// Keyboard suggestions, corrections and a typing session: the Python runtime's
+// runtime/keyboard.py, runtime/qwerty.py and runtime/typing_session.py, with the same words and
+// scores (docs/keyboard.md).
+//
+//   vocabulary -> sorted word entries + ids; a prefix is a range (binary search)
+//   suggest(context, prefix, k):  logprobs [V] after the context, top k of the range
+//   correct(context, typed, k):   words within 2 edits, ln P_LM + ln P(typed | word) (QWERTY)
+//   Typing: the model runs once per finished word; each keystroke filters the kept logprobs.
+
+import { InputError } from './errors.js';
+import { cleanText } from './tokenizer.js';
+
+const ROWS = ['qwertyuiop', 'asdfghjkl', 'zxcvbnm'];
+const ROW_OFFSET = [0, 0.25, 0.75];
+/** ln P of one typing edit, by kind (runtime/qwerty.py). */
+export const EDIT_LOGPROB = {
+  neighbour: -4.0, substitution: -7.0, transposition: -5.0, missing: -5.5,
+  extra_neighbour: -4.5, extra: -6.0,
+};
+export const MAX_EDITS = 2;
+export const UNKNOWN_SPELLING_LOGPROB = -6.0;
+export const CACHE_WEIGHT = 0.01;
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+
+const POSITIONS = new Map();
+ROWS.forEach((keys, row) => [...keys].forEach((ch, col) => POSITIONS.set(ch, [col + ROW_OFFSET[row], row])));
+const NEIGHBOURS = new Map();
+for (const [a, [ax, ay]] of POSITIONS) {
+  NEIGHBOURS.set(a, new Set([...POSITIONS].filter(([b, [bx, by]]) => b !== a && Math.hypot(ax - bx, ay - by) <= 1.5)
+    .map(([b]) => b)));
+}
+
+export function adjacent(a, b) {
+  return NEIGHBOURS.has(a) && NEIGHBOURS.get(a).has(b);
+}
+
+function substitution(meant, typed) {
+  if (meant === typed) return 0;
+  return EDIT_LOGPROB[adjacent(meant, typed) ? 'neighbour' : 'substitution'];
+}
+
+function insertion(typed, before, after) {
+  if (typed === before || typed === after || adjacent(typed, before) || adjacent(typed, after)) {
+    return EDIT_LOGPROB.extra_neighbour;
+  }
+  return EDIT_LOGPROB.extra;
+}
+
+/** ln P(typed | the user meant word): a weighted optimal-string-alignment distance. */
+export function channelLogprob(typedText, wordText, maxEdits = MAX_EDITS) {
+  const typed = [...typedText];
+  const word = [...wordText];
+  const n = typed.length;
+  const m = word.length;
+  if (Math.abs(n - m) > maxEdits) return -Infinity;
+  if (typedText === wordText) return 0;
+  const cost = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(-Infinity));
+  const edits = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  cost[0][0] = 0;
+  for (let i = 0; i <= n; i++) {
+    let rowBest = -Infinity;
+    for (let j = 0; j <= m; j++) {
+      if (i === 0 && j === 0) continue;
+      const options = [];
+      if (i && j) {
+        options.push([cost[i - 1][j - 1] + substitution(word[j - 1], typed[i - 1]),
+          edits[i - 1][j - 1] + (typed[i - 1] !== word[j - 1] ? 1 : 0)]);
+      }
+      if (i) {
+        options.push([cost[i - 1][j] + insertion(typed[i - 1], j ? word[j - 1] : '', j < m ? word[j] : ''),
+          edits[i - 1][j] + 1]);
+      }
+      if (j) options.push([cost[i][j - 1] + EDIT_LOGPROB.missing, edits[i][j - 1] + 1]);
+      if (i > 1 && j > 1 && typed[i - 1] === word[j - 2] && typed[i - 2] === word[j - 1]
+          && typed[i - 1] !== typed[i - 2]) {
+        options.push([cost[i - 2][j - 2] + EDIT_LOGPROB.transposition, edits[i - 2][j - 2] + 1]);
+      }
+      let best = -Infinity;
+      let used = 0;
+      for (const [c, e] of options) {
+        if (e <= maxEdits && c > best) { best = c; used = e; }
+      }
+      cost[i][j] = best;
+      edits[i][j] = used;
+      if (best > rowBest) rowBest = best;
+    }
+    if (rowBest === -Infinity && i) return -Infinity;
+  }
+  return cost[n][m];
+}
+
+/** A vocabulary entry offered by default: it has a letter and is not a special like <unk>. */
+export function isWord(entry) {
+  const special = entry.length > 2 && entry.startsWith('<') && entry.endsWith('>');
+  return !special && /\p{L}/u.test(entry);
+}
+
+/** Python's string order (code points), not JavaScript's UTF-16 order. */
+function compare(a, b) {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i].codePointAt(0) - y[i].codePointAt(0);
+    if (d) return d;
+  }
+  return x.length - y.length;
+}
+
+function letterCounts(word) {
+  const counts = new Int16Array(LETTERS.length + 1);
+  for (const ch of word) {
+    const pos = LETTERS.indexOf(ch);
+    counts[pos >= 0 ? pos : LETTERS.length] += 1;
+  }
+  return counts;
+}
+
+function byScore(a, b) {
+  return (b.logprob + b.channel) - (a.logprob + a.channel) || compare(a.word, b.word);
+}
+
+/** The offered entries of a vocabulary, sorted, with their ids: a prefix is a range. */
+export class PrefixIndex {
+  constructor(vocabulary, { punctuation = false, specials = false } = {}) {
+    const chosen = [];
+    vocabulary.forEach((w, i) => {
+      if (isWord(w) || (punctuation && !w.startsWith('<')) || (specials && w.startsWith('<') && w.endsWith('>'))) {
+        chosen.push([w, i]);
+      }
+    });
+    chosen.sort((a, b) => compare(a[0], b[0]) || a[1] - b[1]);
+    this.words = chosen.map((c) => c[0]);
+    this.ids = chosen.map((c) => c[1]);
+    this.counts = this.words.map(letterCounts);
+  }
+
+  _lower(prefix) {
+    let lo = 0;
+    let hi = this.words.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (compare(this.words[mid], prefix) < 0) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  }
+
+  /** [lo, hi): the entries that start with `prefix`. */
+  span(prefix) {
+    const lo = this._lower(prefix);
+    let hi = lo;
+    while (hi < this.words.length && this.words[hi].startsWith(prefix)) hi++;
+    return [lo, hi];
+  }
+
+  /** The k likeliest entries starting with `prefix`, best first, ties alphabetical. */
+  top(logprobs, prefix, k) {
+    const [lo, hi] = this.span(prefix);
+    const best = [];  // sorted, at most k
+    for (let p = lo; p < hi && k > 0; p++) {
+      const lp = logprobs[this.ids[p]];
+      if (best.length === k && !(lp > best[k - 1].logprob)) continue;
+      let at = best.length;
+      while (at > 0 && lp > best[at - 1].logprob) at--;
+      best.splice(at, 0, { word: this.words[p], logprob: lp, channel: 0 });
+      if (best.length > k) best.pop();
+    }
+    return best;
+  }
+
+  /** [[position, ln P(typed | word)]] of every entry within maxEdits plain edits. */
+  near(typed, maxEdits = MAX_EDITS) {
+    const t = letterCounts(typed);
+    const length = [...typed].length;
+    const out = [];
+    this.words.forEach((w, pos) => {
+      if (Math.abs([...w].length - length) > maxEdits) return;
+      const c = this.counts[pos];
+      let more = 0;
+      let fewer = 0;
+      for (let i = 0; i < c.length; i++) {
+        const d = c[i] - t[i];
+        if (d > 0) more += d; else fewer -= d;
+      }
+      if (more > maxEdits || fewer > maxEdits) return;
+      const channel = channelLogprob(typed, w, maxEdits);
+      if (channel > -Infinity) out.push([pos, channel]);
+    });
+    return out;
+  }
+}
+
+function checkText(value, name) {
+  if (typeof value !== 'string') throw new InputError(`${name} must be a string, got ${typeof value}`);
+  return cleanText(value);
+}
+
+function checkK(k) {
+  if (!Number.isInteger(k) || k < 0) throw new InputError(`k must be a whole number >= 0, got ${k}`);
+  return k;
+}
+
+/** Suggestions and corrections from a LanguageModel (the Python Keyboard with LMSource). */
+export class Keyboard {
+  constructor(lm, { punctuation = false, specials = false } = {}) {
+    this.lm = lm;
+    this.vocabulary = Array.from({ length: lm.vocabSize }, (_, i) => lm.tokenizer.token(i));
+    this.index = new PrefixIndex(this.vocabulary, { punctuation, specials });
+    this.correctionsIndex = punctuation || specials ? new PrefixIndex(this.vocabulary) : this.index;
+  }
+
+  normalize(text) {
+    return this.lm.tokenizer.normalize(cleanText(text));
+  }
+
+  async state(context) {
+    let state = await this.lm.begin();
+    for (const id of this.lm.tokenize(checkText(context, 'context'))) [, state] = await this.lm.advance(state, id);
+    return state;
+  }
+
+  complete(logprobs, prefix, k = 3) {
+    return this.index.top(logprobs, this.normalize(checkText(prefix, 'prefix')), checkK(k));
+  }
+
+  async suggest(context, prefix = '', k = 3) {
+    checkText(prefix, 'prefix');
+    checkK(k);
+    return this.complete((await this.state(context)).logprobs, prefix, k);
+  }
+
+  corrections(logprobs, typed, k = 3) {
+    checkK(k);
+    const word = this.normalize(checkText(typed, 'typed')).trim();
+    if (!word || k === 0) return [];
+    const index = this.correctionsIndex;
+    const found = new Map();
+    for (const [pos, channel] of index.near(word)) {
+      found.set(index.words[pos], { word: index.words[pos], logprob: logprobs[index.ids[pos]], channel });
+    }
+    if (!found.has(word)) {
+      const ids = this.lm.tokenize(word);
+      const known = ids.length === 1 && ids[0] !== this.lm.unkId;
+      const lp = known ? logprobs[ids[0]] : logprobs[this.lm.unkId] + UNKNOWN_SPELLING_LOGPROB;
+      found.set(word, { word, logprob: lp, channel: 0 });
+    }
+    return [...found.values()].sort(byScore).slice(0, k);
+  }
+
+  async correct(context, typed, k = 3) {
+    checkText(typed, 'typed');
+    checkK(k);
+    return this.corrections((await this.state(context)).logprobs, typed, k);
+  }
+}
+
+/** One user typing (runtime/typing_session.py): keystrokes filter the distribution kept. */
+export class Typing {
+  constructor(keyboard, { learn = true } = {}) {
+    this.keyboard = keyboard;
+    this.lm = keyboard.lm;
+    this.learn = learn;
+    this.userWords = new Map();
+    this.units = [];
+    this.partial = '';
+    this.state = null;
+  }
+
+  /** A session at the start of a text: `await Typing.create(keyboard)`. */
+  static async create(keyboard, options) {
+    const typing = new Typing(keyboard, options);
+    await typing.reset();
+    return typing;
+  }
+
+  get text() {
+    return [...this.units.map((u) => u.text), ...(this.partial ? [this.partial] : [])].join(' ');
+  }
+
+  async reset() {
+    this.units = [];
+    this.partial = '';
+    this.state = await this.lm.begin();
+  }
+
+  async type(char) {
+    if (typeof char !== 'string' || [...char].length !== 1) throw new InputError(`type takes one character, got ${char}`);
+    if (/^\s$/u.test(char)) {
+      await this.space();
+    } else if (/[\p{L}\p{N}'-]/u.test(char) || this.lm.tokenize(char).length === 0) {
+      this.partial += char;
+    } else {
+      await this.space();
+      await this._commit(char);
+    }
+  }
+
+  backspace() {
+    if (this.partial) {
+      this.partial = [...this.partial].slice(0, -1).join('');
+    } else if (this.units.length) {
+      const unit = this.units.pop();
+      this.state = unit.state;
+      this.partial = [...unit.text].slice(0, -1).join('');
+    }
+  }
+
+  async space() {
+    if (this.partial.trim()) await this._commit(this.partial.trim());
+    this.partial = '';
+  }
+
+  async accept(word) {
+    if (typeof word !== 'string' || !word.trim()) throw new InputError(`accept takes a word, got ${word}`);
+    this.partial = '';
+    await this._commit(word.trim());
+  }
+
+  async _commit(word) {
+    this.units.push({ text: word, state: this.state });
+    const ids = this.lm.tokenize(word);
+    const normal = this.keyboard.normalize(word);
+    if (this.learn && isWord(normal) && !normal.includes(' ') && (ids.length !== 1 || ids[0] === this.lm.unkId)) {
+      this.userWords.set(normal, (this.userWords.get(normal) || 0) + 1);
+    }
+    for (const id of ids) [, this.state] = await this.lm.advance(this.state, id);
+  }
+
+  _userLogprob(word) {
+    let total = 0;
+    for (const c of this.userWords.values()) total += c;
+    const share = this.userWords.get(word) / total;
+    const unk = Math.exp(this.state.logprobs[this.lm.unkId]);
+    return Math.log((1 - CACHE_WEIGHT) * unk * share + CACHE_WEIGHT * share);
+  }
+
+  suggestions(k = 3) {
+    const found = this.keyboard.complete(this.state.logprobs, this.partial, k);
+    if (!this.userWords.size || !this.partial) return found;
+    const prefix = this.keyboard.normalize(this.partial);
+    const scale = Math.log1p(-CACHE_WEIGHT);
+    const all = found.map((s) => ({ ...s, logprob: s.logprob + scale }));
+    for (const u of this.userWords.keys()) {
+      if (u.startsWith(prefix)) all.push({ word: u, logprob: this._userLogprob(u), channel: 0 });
+    }
+    return all.sort(byScore).slice(0, k);
+  }
+
+  corrections(k = 3) {
+    const found = this.keyboard.corrections(this.state.logprobs, this.partial, k + this.userWords.size);
+    if (!this.userWords.size) return found.slice(0, k);
+    const typed = this.keyboard.normalize(this.partial).trim();
+    const scale = Math.log1p(-CACHE_WEIGHT);
+    const all = found.filter((s) => !this.userWords.has(s.word)).map((s) => ({ ...s, logprob: s.logprob + scale }));
+    for (const w of this.userWords.keys()) {
+      const channel = channelLogprob(typed, w);
+      if (channel > -Infinity) all.push({ word: w, logprob: this._userLogprob(w), channel });
+    }
+    return all.sort(byScore).slice(0, k);
+  }
+}
