@@ -28,7 +28,7 @@ from typing import Any
 import click
 
 from . import inputs
-from .group import json_option, load_model, model_option, precision_option, threads_option
+from .group import json_option, open_language_model, model_option, precision_option, threads_option
 from .keyboard import Suggestion, keyboard
 from .typing_session import Typing
 
@@ -60,7 +60,7 @@ def suggest(model_dir: Path, contexts: tuple[str, ...], prefix: str, typed: str 
 
     Exact over the vocabulary (lower-cased; no punctuation or specials). See docs/keyboard.md.
     """
-    lm = load_model(model_dir, precision, threads)
+    lm = open_language_model(model_dir, precision, threads)
     if interactive:
         if contexts:
             raise click.UsageError("--interactive reads the keyboard; give no CONTEXT")

@@ -272,7 +272,7 @@ def test_page_keyboard_chips(browser: Any, url: str, lm: LanguageModel) -> None:
     from pocketlm.runtime.keyboard import keyboard
     from pocketlm.runtime.typing_session import Typing
 
-    page, errors = _open(browser, url)
+    page, errors = open_page(browser, url)
     box = page.locator("#keyboard-text")
     typing = Typing(keyboard(lm))
     for ch in "and god said let there be light":
