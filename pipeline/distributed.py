@@ -103,6 +103,24 @@ def gather_objects(value: Any, procs: Processes) -> list[Any]:
     return values
 
 
+#: Rank 0's flags, sent with each step's loss: a checkpoint is due, the time budget is spent.
+SAVE_DUE, TIME_UP = 1, 2
+
+
+def rank0_flags(procs: Processes, elapsed: float, since_save: float,
+                max_minutes: float | None, save_minutes: float | None) -> int:
+    """Rank 0's :data:`TIME_UP` / :data:`SAVE_DUE` for this step (0 on the other ranks, which
+    follow what :func:`step_sync` hands them): ``elapsed`` seconds of the run against
+    ``max_minutes``, ``since_save`` seconds since the last checkpoint against ``save_minutes``."""
+    flags = 0
+    if procs.main:
+        if max_minutes and elapsed >= max_minutes * 60:
+            flags |= TIME_UP
+        if save_minutes and since_save >= save_minutes * 60:
+            flags |= SAVE_DUE
+    return flags
+
+
 def step_sync(loss: torch.Tensor, flags: int, procs: Processes) -> tuple[float, int]:
     """The loss averaged over processes and rank 0's stop/save flags, in one reduction."""
     if procs.world == 1:

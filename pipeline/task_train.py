@@ -36,6 +36,7 @@ from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_outpu
                                        write_manifest)
 
 from . import distributed
+from .distributed import SAVE_DUE, TIME_UP
 from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, SavedRun, optimizer_state,
                          restore_optimizer, restore_rng, rng_state, save_training_state,
                          save_weights, weight_tensors, write_bytes_atomic, write_curve)
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 _COUNT = {"minimum": 0}
 ENCODER_FIELDS = tuple(f.name for f in dataclasses.fields(EncoderConfig)
                        if f.name not in ("vocab_size", "labels", "head"))
-SAVE_DUE, TIME_UP = 1, 2         # rank 0's flags, sent with each step's loss
 #: Fields a resume may not change.
 FIXED_ON_RESUME = ("task", "cell", "layers", "embedding_size", "hidden_size", "bidirectional",
                    "pooling", "batch_size")
@@ -346,13 +346,9 @@ class TaskTrainer:
                     batch = self.train_set.batch(batches[run.position], self.device,
                                                  task.per_piece)
                     loss = self.loss(batch)
-                    flags = 0                     # rank 0 decides; every process follows
-                    if self.procs.main:
-                        if config.max_minutes and self.elapsed() >= config.max_minutes * 60:
-                            flags |= TIME_UP
-                        if config.save_minutes and (time.perf_counter() - self.last_save
-                                                    >= config.save_minutes * 60):
-                            flags |= SAVE_DUE
+                    flags = distributed.rank0_flags(   # rank 0 decides; every process follows
+                        self.procs, self.elapsed(), time.perf_counter() - self.last_save,
+                        config.max_minutes, config.save_minutes)
                     value, flags = distributed.step_sync(loss, flags, self.procs)
                     if not math.isfinite(value):
                         raise PocketLMError(f"training stopped: the loss became {value} at step "

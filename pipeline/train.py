@@ -38,6 +38,7 @@ from pocketlm.runtime.artifact import (PocketLMError, atomic_folder, check_outpu
                                        read_manifest)
 
 from . import distributed
+from .distributed import SAVE_DUE, TIME_UP
 from .batches import training_windows
 from .budget import Budget, Probe, log_plan, plan_run, step_time
 from .cells import State
@@ -53,7 +54,6 @@ from .saving import CheckpointWriter, RunState, resume_run
 
 log = logging.getLogger(__name__)
 
-SAVE_DUE, TIME_UP = 1, 2         # rank 0's flags, sent with each step's loss
 
 
 class TrainingStopped(PocketLMError):
@@ -205,13 +205,9 @@ class Trainer:
         state_in = (model.init_state(rows.rows, self.device) if rows.resets
                     else detach_state(self.carried))
         loss, new_state = window_loss(self.net, x, y, state_in, self.use_bf16, config.ar)
-        flags = 0
-        if self.procs.main:
-            if config.max_minutes and self.elapsed() >= config.max_minutes * 60:
-                flags |= TIME_UP
-            if config.save_minutes and (time.perf_counter() - self.last_save
-                                        >= config.save_minutes * 60):
-                flags |= SAVE_DUE
+        flags = distributed.rank0_flags(self.procs, self.elapsed(),
+                                        time.perf_counter() - self.last_save,
+                                        config.max_minutes, config.save_minutes)
         loss_value, flags = distributed.step_sync(loss, flags, self.procs)
         if not math.isfinite(loss_value):
             return loss_value, flags

@@ -17,8 +17,9 @@ Index 0 of both features is padding (positions beyond a sentence's length).
 
 from __future__ import annotations
 
-import re
 from typing import Any
+
+from .core import clean_text
 
 #: Shape classes; index 0 is padding and never the shape of a real word.
 SHAPES = ("pad", "lower", "capitalised", "upper", "mixed", "digits", "punct", "other")
@@ -27,7 +28,6 @@ SUFFIX_BUCKETS = 4096
 #: Characters of the word's end that the suffix feature hashes.
 SUFFIX_CHARS = 3
 _FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def shape_id(word: str) -> int:
@@ -71,12 +71,7 @@ def pieces_of(tokenizer: Any, text: str) -> tuple[list[str], list[int], list[tup
     """The word pieces of ``text`` as written (original case), their vocabulary ids and their
     ``(start, end)`` character offsets in ``text``. A lone surrogate (which cannot be UTF-8
     encoded) is read as U+FFFD, so the offsets still index ``text``."""
-    if not isinstance(text, str):
-        raise TypeError(f"expected a str, got {type(text).__name__}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = _SURROGATE.sub("\ufffd", text)
+    text = clean_text(text)
     encoding = tokenizer.encode(text)
     offsets = [(int(a), int(b)) for a, b in encoding.offsets]
     return [text[a:b] for a, b in offsets], list(encoding.ids), offsets

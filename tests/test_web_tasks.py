@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from pocketlm.runtime import Classifier, Tagger
 from pocketlm.runtime.features import pieces_of, shape_id, suffix_id
 
 from .conftest import needs_program
+from .test_web import node
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 DRIVER = WEB / "tools" / "driver.js"
@@ -39,14 +39,6 @@ WORDS = ["lord", "Lord", "LORD", "McDonald", "1611", ",", "v12", "I", "É", "Ο�
          "\u0345", "Ω", "Ωmega", "ꭰ", "Ꭰ", "ǅǅ", "ʼn"]
 
 pytestmark = needs_program("node", "web/node_modules")
-
-
-def node(request: dict[str, Any]) -> dict[str, Any]:
-    """One request to the JavaScript package; its JSON answer."""
-    done = subprocess.run(["node", str(DRIVER)], input=json.dumps(request), capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
 
 
 def _code_point_offsets(text: str, start: int, end: int) -> tuple[int, int]:
