@@ -192,10 +192,11 @@ def classify_recipe(args: argparse.Namespace, name: str, fraction: float,
     options = [*LM_SHAPE, "--bidirectional", "--pooling", args.pooling, "--dropout",
                str(args.dropout), "--epochs", str(args.epochs if fraction >= 1 else
                                                    args.small_epochs),
-               "--patience", "2", "--max-minutes", str(args.max_minutes)]
+               "--patience", str(args.patience), "--max-minutes", str(args.max_minutes)]
     if init is not None:
-        options += ["--init-from", str(init), "--encoder-lr", str(args.encoder_lr)]
-    return options
+        options += ["--init-from", str(init), "--encoder-lr", str(args.encoder_lr),
+                    "--unfreeze-epochs", str(args.unfreeze_epochs)]
+    return options + (["--lr", str(args.lr)] if args.lr else []) + args.extra.split()
 
 
 def run_classify(args: argparse.Namespace) -> None:
@@ -208,7 +209,9 @@ def run_classify(args: argparse.Namespace) -> None:
             data, _ = classify_data(args, name, fraction)
             train_n = json.loads((data / "manifest.json").read_text())["splits"]["train"]
             for init in (None, lm):
-                run = f"{name}-{fraction:g}-{'lm' if init else 'scratch'}"
+                run = f"{name}-{fraction:g}-{'lm' if init else 'scratch'}{args.suffix}"
+                if ("lm" if init else "scratch") not in args.arms:
+                    continue
                 model, info = train_export(args, "classify", data, run,
                                            classify_recipe(args, name, fraction, init))
                 emit("classify", set=name, fraction=fraction, train_sentences=train_n[
@@ -352,6 +355,12 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.5)
     parser.add_argument("--pooling", default="max")
     parser.add_argument("--encoder-lr", type=float, default=0.3)
+    parser.add_argument("--patience", type=int, default=2, help="classify --patience")
+    parser.add_argument("--unfreeze-epochs", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.0, help="classify lr (0: the default)")
+    parser.add_argument("--suffix", default="", help="appended to the classify run folders")
+    parser.add_argument("--extra", default="", help="more `pocketlm train` options (classify)")
+    parser.add_argument("--arms", default="scratch,lm", help="classify: which encoders")
     parser.add_argument("--tag-lm", action="store_true",
                         help="WNUT-17 also --init-from the modern English LM (its vocabulary)")
     parser.add_argument("--crf-iterations", type=int, default=100)
