@@ -167,3 +167,15 @@ def model_folders(args: Any) -> tuple[Path, Path, Path, Any]:
         model, data, ckpt = quick_run(Path(tmp.name))
     assert data is not None and ckpt is not None, "pass --data and --checkpoint"
     return model, data, ckpt, tmp
+
+
+def split_lines(data_dir: Path) -> dict[str, list[str]]:
+    """The corpus lines of each split, as ingest made them (same config, same line rule)."""
+    from pocketlm.pipeline.ingest import IngestConfig
+    from pocketlm.runtime import read_manifest
+
+    config = IngestConfig.from_manifest(read_manifest(data_dir, "data", verify=False)["config"])
+    out: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
+    for split, line in config.corpus().records():
+        out[split].append(line)
+    return out

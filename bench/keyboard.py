@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from common import cpu_flags, machine  # noqa: E402
+from common import cpu_flags, machine, split_lines  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KEBBIE = ["kebbie==0.5.1", "pyarrow<18", "kenlm"]
@@ -59,18 +59,6 @@ DISCOUNT = 0.75
 
 
 # -- preparation, in pocketlm's environment -------------------------------------------------------
-
-def split_lines(data_dir: Path) -> dict[str, list[str]]:
-    """The corpus lines of each split, as ingest made them."""
-    from pocketlm.pipeline.ingest import IngestConfig
-    from pocketlm.runtime import read_manifest
-
-    config = IngestConfig.from_manifest(read_manifest(data_dir, "data", verify=False)["config"])
-    out: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
-    for split, line in config.corpus().records():
-        out[split].append(line)
-    return out
-
 
 def kneser_ney_arpa(sentences: list[list[str]], out: Path) -> Path:
     """An interpolated Kneser-Ney 3-gram (one discount) of token lists, written as ARPA."""

@@ -34,8 +34,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from common import emit, machine  # noqa: E402
-from ngram import build_arpa, split_lines, spoken  # noqa: E402
+from common import emit, machine, split_lines  # noqa: E402
+from ngram import build_arpa, spoken  # noqa: E402
 from stats import errors, paired, wer_ci  # noqa: E402
 
 LABELS = [""] + [" "] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'"]

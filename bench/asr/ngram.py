@@ -24,18 +24,6 @@ from synth import reference_words
 REFERENCE_5GRAM_PPL = 37.05
 
 
-def split_lines(data_dir: Path) -> dict[str, list[str]]:
-    """The corpus lines of each split, as ingest made them (same config, same line rule)."""
-    from pocketlm.pipeline.ingest import IngestConfig
-    from pocketlm.runtime import read_manifest
-
-    config = IngestConfig.from_manifest(read_manifest(data_dir, "data", verify=False)["config"])
-    out: dict[str, list[str]] = {"train": [], "valid": [], "test": []}
-    for split, line in config.corpus().records():
-        out[split].append(line)
-    return out
-
-
 def build_arpa(lines: list[str], order: int, out: Path) -> Path:
     """An order-``order`` Kneser-Ney ARPA of ``lines`` (one sentence each) at ``out`` (cached)."""
     key = hashlib.sha256(("\n".join(lines) + f"\n{order}").encode()).hexdigest()[:12]

@@ -39,9 +39,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
-from common import emit, machine  # noqa: E402
+from common import emit, machine, split_lines  # noqa: E402
 from decode import decode_all  # noqa: E402
-from ngram import (REFERENCE_5GRAM_PPL, build_arpa, sentence_ppl, split_lines,  # noqa: E402
+from ngram import (REFERENCE_5GRAM_PPL, build_arpa, sentence_ppl,  # noqa: E402
                    spoken, token_lines)
 from synth import VOICES, check_voices, reference_words  # noqa: E402
 
