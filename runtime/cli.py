@@ -42,8 +42,8 @@ def cli(verbosity: int | None) -> None:
 
     Stages (need the [train] extra): ingest → train → export, each writing one folder with a
     manifest.json; `pocketlm run` does everything on the embedded King James Bible.
-    Runtime (any install): score, rank, rescore, generate, perplexity and info with an exported
-    model folder.
+    Runtime (any install): score, rank, rescore, generate, suggest, perplexity and info with an
+    exported language model folder; classify and tag with a classifier's or tagger's folder.
     """
     setup_logging(verbosity or 0)
 
