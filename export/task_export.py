@@ -46,20 +46,6 @@ from .onnx_export import export as export_language_model
 log = logging.getLogger(__name__)
 
 
-def graph_file(graph: str, precision: str) -> str:
-    """``classify.onnx``, ``tag.int8.onnx``, ..."""
-    return f"{graph}.onnx" if precision == "fp32" else f"{graph}.{precision}.onnx"
-
-
-def dynamic_axes(task: Task) -> dict[str, dict[int, str]]:
-    axes: dict[str, dict[int, str]] = {name: {0: graphs.BATCH, 1: "length"}
-                                       for name in graphs.TASK_INPUTS[:3]}
-    axes[graphs.TASK_INPUTS[3]] = {0: graphs.BATCH}
-    axes[graphs.LOGPROBS] = {0: graphs.BATCH, 1: "length"} if task.per_piece else \
-        {0: graphs.BATCH}
-    return axes
-
-
 def random_inputs(batch: int, length: int, vocab: int, gen: torch.Generator
                   ) -> tuple[torch.Tensor, ...]:
     """Inputs as the runtime builds them: random ids within each length, 0 beyond."""
@@ -111,14 +97,14 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
     model = model.float().eval()
     task, labels = get_task(ckpt["task"]), list(ckpt["labels"])
     graph = task.graphs[0]
-    outputs = [graphs.LOGPROBS]
     with atomic_folder(out, overwrite) as tmp:
         example = random_inputs(2, 5, model.config.vocab_size, torch.Generator().manual_seed(1))
-        fp32 = tmp / graph_file(graph, "fp32")
+        fp32 = tmp / graphs.task_graph_file(graph, "fp32")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # RNN batch warnings: verify() checks the shapes
             torch.onnx.export(model, example, str(fp32), input_names=list(graphs.TASK_INPUTS),
-                              output_names=outputs, dynamic_axes=dynamic_axes(task),
+                              output_names=[graphs.LOGPROBS],
+                              dynamic_axes=graphs.task_dynamic_axes(graph, task.per_piece),
                               opset_version=config.opset, dynamo=False,
                               do_constant_folding=True)
         onnx.checker.check_model(str(fp32), full_check=True)
@@ -126,13 +112,13 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
         if config.int8:
             from .quantize import quantize_graph
 
-            quantize_graph(fp32, tmp / graph_file(graph, "int8"))
+            quantize_graph(fp32, tmp / graphs.task_graph_file(graph, "int8"))
             precisions.append("int8")
-        shared = {p: portable.share_weights(tmp, [graph_file(graph, p)], graphs.weights_file(p))
-                  for p in precisions}
+        shared = {p: portable.share_weights(tmp, [graphs.task_graph_file(graph, p)],
+                                            graphs.weights_file(p)) for p in precisions}
         checks = {"fp32": verify(model, task, fp32, config.tolerance, config.seed)}
         if config.int8:   # approximate: it must run; how far it is, is recorded
-            checks["int8"] = verify(model, task, tmp / graph_file(graph, "int8"),
+            checks["int8"] = verify(model, task, tmp / graphs.task_graph_file(graph, "int8"),
                                     float("inf"), config.seed)
         log.info("export: %s graphs match torch (max |diff| %s)", graph,
                  ", ".join(f"{p} {d:.1e}" for p, d in checks.items()))
@@ -142,18 +128,17 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
         if (data_dir / "valid.jsonl").is_file():
             valid = split_of(task, data_dir, "valid")
             metrics["export"] = {"split": "valid", "sentences": len(valid), **{
-                p: measure_graph(tmp / graph_file(graph, p), task, valid, labels)
+                p: measure_graph(tmp / graphs.task_graph_file(graph, p), task, valid, labels)
                 for p in precisions}}
             log.info("export: valid %s", metrics["export"])
         shutil.copyfile(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
-        files = [TOKENIZER, *(graph_file(graph, p) for p in precisions),
+        files = [TOKENIZER, *(graphs.task_graph_file(graph, p) for p in precisions),
                  *(graphs.weights_file(p) for p in precisions)]
         body = {
             **task.manifest_section(labels),
             "vocab_size": model.config.vocab_size, "tokenizer": TOKENIZER,
             "model": asdict(model.config),
-            "graphs": {graph: {"inputs": list(graphs.TASK_INPUTS), "outputs": outputs,
-                               "files": {p: graph_file(graph, p) for p in precisions}}},
+            "graphs": graphs.task_graph_specs(graph, precisions),
             "weights": {p: graphs.weights_file(p) for p in precisions},
             "metrics": metrics,
             "training": {"config": ckpt["config"], "data": ckpt["data"], "init": ckpt.get("init"),

@@ -81,19 +81,26 @@ def task_graph_specs(task: str, precisions: Sequence[str] = ("fp32",)) -> dict[s
                    "files": {p: task_graph_file(task, p) for p in precisions}}}
 
 
-def task_dynamic_axes(task: str) -> dict[str, dict[int, str]]:
-    """The axes of ``task``'s graph inputs and output that vary (batch, length)."""
+def task_dynamic_axes(task: str, per_piece: bool | None = None) -> dict[str, dict[int, str]]:
+    """The axes of ``task``'s graph inputs and output that vary (batch, length). The output
+    has a length axis when the task labels each piece (``per_piece``; by default every task
+    graph but ``classify``)."""
     _check_task(task)
+    if per_piece is None:
+        per_piece = task != CLASSIFY
     axes: dict[str, dict[int, str]] = {name: {0: BATCH, 1: "length"}
                                        for name in (TOKENS, WORD_SHAPES, SUFFIXES)}
     axes[LENGTHS] = {0: BATCH}
-    axes[LOGPROBS] = {0: BATCH} if task == CLASSIFY else {0: BATCH, 1: "length"}
+    axes[LOGPROBS] = {0: BATCH, 1: "length"} if per_piece else {0: BATCH}
     return axes
 
 
 def _check_task(task: str) -> None:
-    if task not in TASK_GRAPHS:
-        raise ValueError(f"no task graph {task!r}; the task graphs are {', '.join(TASK_GRAPHS)}")
+    """A task graph is named by its task: any name but the language model's graphs (a task
+    registered beside classify and tag names its own)."""
+    if task in GRAPHS:
+        raise ValueError(f"no task graph {task!r} (a language model's graph); the task graphs "
+                         f"are {', '.join(TASK_GRAPHS)} and those of registered tasks")
 
 
 #: The operator list of the ORT-format graphs, for onnxruntime's minimal builds.

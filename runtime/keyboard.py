@@ -161,7 +161,7 @@ class PrefixIndex:
         lo, hi = self.span(prefix)
         if k <= 0 or lo >= hi:
             return []
-        scores = np.asarray(logprobs, dtype=np.float64)[self.ids[lo:hi]]
+        scores = np.asarray(logprobs)[self.ids[lo:hi]].astype(np.float64)  # the range only
         if hi - lo > k:  # keep every entry tied with the k-th, then order exactly
             kth = np.partition(scores, hi - lo - k)[hi - lo - k]
             keep = np.flatnonzero(scores >= kth)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from pocketlm.pipeline.corpus import SPLITS
@@ -19,7 +19,8 @@ from pocketlm.pipeline.labelled import (LABELS, TASK_INGESTS, LabelledConfig, in
                                         load_examples, read_labels, task_ingest)
 from pocketlm.runtime.artifact import UNK_ID, PocketLMError, read_manifest
 from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
-from pocketlm.runtime.cli import cli
+
+from .test_ingest_sources import invoke, ok
 
 GOOD = ["a fine film", "Great acting by Anna", "a joy to watch", "warm and funny"]
 BAD = ["a dull mess", "Boring and long", "no story at all", "flat jokes"]
@@ -46,16 +47,6 @@ def write_rows(path: Path, rows: list[tuple[str, str]], text: str = "text",
         Dataset.from_dict({text: [t for t, _ in rows], label: [lab for _, lab in rows]}
                           ).to_parquet(str(path))
     return path
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args))
-
-
-def ok(*args: str) -> Result:
-    result = invoke(*args)
-    assert result.exit_code == 0, (result.output, result.exception)
-    return result
 
 
 def one_line_error(result: Result, *needles: str) -> str:
