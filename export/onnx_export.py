@@ -149,6 +149,10 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
     config = ExportConfig() if config is None else config
     check_output_folder(out, overwrite)
     model, ckpt = load_checkpoint(checkpoint_dir)
+    if ckpt["config"].get("reverse"):
+        raise PocketLMError(f"{checkpoint_dir}: a backward language model (--reverse) reads "
+                            f"lines right to left; use it as a task model's "
+                            f"--init-backward-from, and export a forward one")
     model = model.float().eval()
     model.decoder = model.decoder.export_ready()     # e.g. tied tail matrices as constants
     names = list(model.cell.state_names)

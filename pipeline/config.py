@@ -105,6 +105,9 @@ class TrainConfig:
         "Cosine ends at this fraction of --lr", **_FRACTION))
     ema: float = field(default=0.0, metadata=option(
         "Weight averaging decay per step, 0 to disable", **_FRACTION))
+    reverse: bool = field(default=False, metadata=option(
+        "Read every line backwards: a backward language model, for a tagger's or classifier's "
+        "--init-backward-from", flag="--reverse/--forward"))
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):

@@ -56,6 +56,14 @@ log = logging.getLogger(__name__)
 
 
 
+def split_ids(data_dir: str | os.PathLike[str], split: str, data: dict[str, Any],
+              reverse: bool) -> np.ndarray:
+    """A split's token ids, memory-mapped; with ``reverse`` a reversed copy (each line read
+    backwards, ``<eos>`` still before every line)."""
+    ids = load_split(data_dir, split, data)
+    return np.ascontiguousarray(ids[::-1]) if reverse else ids
+
+
 class TrainingStopped(PocketLMError):
     """Training stopped on a non-finite loss; the folder keeps the last good checkpoint."""
 
@@ -79,7 +87,7 @@ class Trainer:
         vocab_size = int(data["vocab_size"])
         self.model_config = config.model_config(vocab_size)   # bad settings fail before writes
         output = get_output(self.model_config.output)
-        train_ids = load_split(data_dir, "train", data)            # memory-mapped
+        train_ids = split_ids(data_dir, "train", data, config.reverse)  # memory-mapped
         if output.has(FREQUENCY_ORDER):
             check_frequency_order(np.bincount(train_ids, minlength=vocab_size),
                                   output=output.name)
@@ -94,7 +102,7 @@ class Trainer:
                 with atomic_folder(out, overwrite) as tmp:
                     shutil.copyfile(Path(data_dir) / data["tokenizer"], tmp / TOKENIZER)
             distributed.barrier(procs)
-        self.data, self.valid_ids = data, load_split(data_dir, "valid", data)
+        self.data, self.valid_ids = data, split_ids(data_dir, "valid", data, config.reverse)
         self.use_bf16 = autocast_bf16(config.precision, device)
         torch.manual_seed(config.seed)
         np.random.seed(config.seed)
@@ -335,7 +343,7 @@ class Trainer:
         if not self.procs.main:
             return None
         t0, config, device = time.perf_counter(), self.config, self.device
-        test_ids = load_split(self.data_dir, "test", self.data)
+        test_ids = split_ids(self.data_dir, "test", self.data, config.reverse)
         test_ppl = best_test_perplexity(self.model_config, self.out / WEIGHTS, test_ids,
                                         config.eval_batch_size, device, config.eval_tokens)
         self.run.eval_seconds += time.perf_counter() - t0

@@ -9,6 +9,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -113,3 +114,40 @@ def test_gradual_unfreezing_trains_the_head_first(toy_classify_data: Path,
 def test_wrong_task_for_the_data_is_one_line(toy_tag_data: Path, tmp_path: Path) -> None:
     with pytest.raises(PocketLMError, match="--task classify"):
         train_task(TaskTrainConfig.of(task="classify", **SMALL), toy_tag_data, tmp_path / "c")
+
+
+def test_a_backward_language_model_starts_the_backward_cells(toy_data: Path,
+                                                             toy_classify_data: Path,
+                                                             tmp_path: Path) -> None:
+    """``--reverse`` trains a language model on every line read backwards: it scores reversed
+    text better than the text itself, loads into a tagger's or classifier's backward cells
+    (``--init-backward-from``), and cannot be exported as a forward model."""
+    from pocketlm.export.onnx_export import export
+    from pocketlm.pipeline.config import TrainConfig
+    from pocketlm.pipeline.evaluate import stream_nll_torch
+    from pocketlm.pipeline.checkpoint import load_checkpoint
+    from pocketlm.pipeline.ingest import load_split
+    from pocketlm.pipeline.train import train
+
+    from .conftest import TOY_TRAIN
+
+    backward = tmp_path / "backward"
+    manifest = train(TrainConfig.of(**{**TOY_TRAIN, "reverse": True}), toy_data, backward)
+    assert manifest["config"]["reverse"] is True
+    model, _ = load_checkpoint(backward)
+    ids = np.asarray(load_split(toy_data, "valid"))
+    reversed_nll, n = stream_nll_torch(model, ids[::-1].copy(), 4)
+    forward_nll, m = stream_nll_torch(model, ids.copy(), 4)
+    assert reversed_nll / n < forward_nll / m
+
+    config = TaskTrainConfig.of(task="classify", cell="lstm", layers=1, bidirectional=True,
+                                freeze="encoder", init_backward_from=str(backward),
+                                **{**SMALL, "epochs": 1})
+    task = train_task(config, toy_classify_data, tmp_path / "ckpt")
+    assert "rnn.weight_hh_l0" in task["init"]["backward"]["loaded"]
+    trained = load_file(str(tmp_path / "ckpt/model.safetensors"))
+    lm = load_file(str(backward / "model.safetensors"))
+    torch.testing.assert_close(trained["encoder.rnn_backward.weight_hh_l0"],
+                               lm["rnn.weight_hh_l0"])
+    with pytest.raises(PocketLMError, match="--init-backward-from"):
+        export(backward, tmp_path / "model")
