@@ -13,7 +13,9 @@ Parts (``--only``, in this order):
 * ``lm``: a small language model of modern English for SST-2 and TREC: WikiText-2 valid + test
   (non-blank lines that are not ``= heading =`` lines) and the SST-2 and TREC train sentences
   without labels (TREC's carved valid questions left out), ``pocketlm ingest --data-files``,
-  ``pocketlm train --preset tiny --output full --minutes M`` (OUT/lm-data, OUT/lm-ckpt).
+  ``pocketlm train --preset tiny --minutes M`` (OUT/lm-data, OUT/lm-ckpt), and the same with
+  ``--reverse`` (OUT/lm-back-ckpt); for the KJV, a ``--reverse`` model of the run's data folder
+  (OUT/kjv-back-ckpt) beside the run's own checkpoint.
 * ``classify``: per set and fraction of the train labels (a seeded sample of the train split,
   written to a file and ingested with the same valid/test and ``--vocab-from`` the language
   model's data folder), a model from scratch and one ``--init-from`` the language model
@@ -77,34 +79,56 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def lm_text(data: Path) -> list[str]:
-    """WikiText-2 valid + test lines and the SST-2 / TREC train sentences, no labels."""
+    """WikiText-2 valid + test lines (its ``<unk>`` marks dropped: the vocabulary's own
+    ``<unk>`` covers what is rare) and the SST-2 / TREC train sentences, no labels."""
     lines = []
     for name in ("valid.txt", "test.txt"):
         for line in (data / "wikitext-2" / name).read_text(encoding="utf-8").splitlines():
-            line = line.strip()
+            line = " ".join(w for w in line.split() if w != "<unk>")
             if line and not line.startswith("="):
                 lines.append(line)
     lines += [t for t, _ in sets.sst2(data)["train"]] + [t for t, _ in sets.trec(data)["train"]]
     return lines
 
 
-def build_lm(args: argparse.Namespace) -> None:
-    out = args.out
-    ckpt = out / "lm-ckpt"
-    if (ckpt / "manifest.json").is_file() and json.loads(
-            (ckpt / "manifest.json").read_text())["status"]["state"] == "finished":
-        emit("lm", reused=str(ckpt), text=str(out / "lm-text.txt"), **_lm_metrics(ckpt))
+def _finished(ckpt: Path) -> bool:
+    manifest = ckpt / "manifest.json"
+    return manifest.is_file() and json.loads(manifest.read_text())["status"]["state"] == "finished"
+
+
+def train_lm(args: argparse.Namespace, data: Path, ckpt: Path, reverse: bool) -> None:
+    """A ``tiny`` language model (``--reverse``: lines read backwards) on a data folder."""
+    if _finished(ckpt):
+        emit("lm", reused=str(ckpt), reverse=reverse, **_lm_metrics(ckpt))
         return
-    lines = lm_text(args.data)
-    text = out / "lm-text.txt"
-    text.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    ingest_s = _run(["pocketlm", "ingest", "--data-files", str(text), "--out",
-                     str(out / "lm-data"), "--overwrite"], args.threads, out / "lm.log")
-    train_s = _run(["pocketlm", "train", "--data", str(out / "lm-data"), "--out", str(ckpt),
-                    "--preset", "tiny", "--output", "full", "--minutes", str(args.lm_minutes),
-                    "--device", "cpu", "--overwrite"], args.threads, out / "lm.log")
-    emit("lm", lines=len(lines), words=sum(len(x.split()) for x in lines),
-         ingest_s=round(ingest_s, 1), train_s=round(train_s, 1), **_lm_metrics(ckpt))
+    train_s = _run(["pocketlm", "train", "--data", str(data), "--out", str(ckpt),
+                    "--preset", "tiny", "--minutes", str(args.lm_minutes), "--device", "cpu",
+                    "--overwrite", *(["--reverse"] if reverse else [])],
+                   args.lm_threads, args.out / "lm.log")
+    emit("lm", data=str(data), reverse=reverse, train_s=round(train_s, 1), **_lm_metrics(ckpt))
+
+
+def build_lm(args: argparse.Namespace) -> None:
+    """The modern-English language models (forward, backward) and the KJV backward one."""
+    out = args.out
+    if not (out / "lm-data" / "manifest.json").is_file():
+        lines = lm_text(args.data)
+        text = out / "lm-text.txt"
+        text.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ingest_s = _run(["pocketlm", "ingest", "--data-files", str(text), "--out",
+                         str(out / "lm-data"), "--overwrite"], args.lm_threads, out / "lm.log")
+        emit("lm_text", lines=len(lines), words=sum(len(x.split()) for x in lines),
+             ingest_s=round(ingest_s, 1))
+    train_lm(args, out / "lm-data", out / "lm-ckpt", reverse=False)
+    train_lm(args, out / "lm-data", out / "lm-back-ckpt", reverse=True)
+    train_lm(args, args.kjv_run / "data", out / "kjv-back-ckpt", reverse=True)
+
+
+def language_models(args: argparse.Namespace, name: str) -> tuple[Path, Path]:
+    """(forward, backward) language model checkpoints for a set."""
+    if name.startswith("kjv"):
+        return args.kjv_run / "checkpoint", args.out / "kjv-back-ckpt"
+    return args.out / "lm-ckpt", args.out / "lm-back-ckpt"
 
 
 def _lm_metrics(ckpt: Path) -> dict[str, Any]:
@@ -188,7 +212,7 @@ def classify_runtime(model: Path, pairs: list[tuple[str, str]], threads: int) ->
 
 
 def classify_recipe(args: argparse.Namespace, name: str, fraction: float,
-                    init: Path | None) -> list[str]:
+                    init: Path | None, back: Path) -> list[str]:
     options = [*LM_SHAPE, "--bidirectional", "--pooling", args.pooling, "--dropout",
                str(args.dropout), "--epochs", str(args.epochs if fraction >= 1 else
                                                    args.small_epochs),
@@ -196,6 +220,8 @@ def classify_recipe(args: argparse.Namespace, name: str, fraction: float,
     if init is not None:
         options += ["--init-from", str(init), "--encoder-lr", str(args.encoder_lr),
                     "--unfreeze-epochs", str(args.unfreeze_epochs)]
+        if args.backward_lm:
+            options += ["--init-backward-from", str(back)]
     return options + (["--lr", str(args.lr)] if args.lr else []) + args.extra.split()
 
 
@@ -203,7 +229,7 @@ def run_classify(args: argparse.Namespace) -> None:
     for name in args.sets:
         if name not in CLASSIFY:
             continue
-        lm = args.kjv_run / "checkpoint" if name == "kjv-classify" else args.out / "lm-ckpt"
+        lm, back = language_models(args, name)
         test = _pairs(name, args.data)["test"]
         for fraction in args.fractions:
             data, _ = classify_data(args, name, fraction)
@@ -213,7 +239,7 @@ def run_classify(args: argparse.Namespace) -> None:
                 if ("lm" if init else "scratch") not in args.arms:
                     continue
                 model, info = train_export(args, "classify", data, run,
-                                           classify_recipe(args, name, fraction, init))
+                                           classify_recipe(args, name, fraction, init, back))
                 emit("classify", set=name, fraction=fraction, train_sentences=train_n[
                     "sentences"], encoder="lm" if init else "scratch",
                      init_from=str(init) if init else None, **info,
@@ -279,7 +305,7 @@ def run_tag(args: argparse.Namespace) -> None:
             continue
         arms: list[Path | None] = [None]
         if name == "wnut17" and args.tag_lm:
-            arms.append(args.out / "lm-ckpt")
+            arms.append(language_models(args, name)[0])
         for init in arms:
             data = tag_data(args, name, args.out / "lm-data" if init else None)
             options = tag_recipe(args, name)
@@ -347,7 +373,10 @@ def main() -> None:
                         help="`pocketlm run --out` folder (data/, checkpoint/, model/)")
     parser.add_argument("--kjv-tag", type=Path, default=Path("runs/labelled/kjv-tag"),
                         help="the KJV names data folder (ingest --task tag --vocab-from RUN/data)")
-    parser.add_argument("--lm-minutes", type=float, default=4.0)
+    parser.add_argument("--lm-minutes", type=float, default=8.0)
+    parser.add_argument("--lm-threads", type=int, default=2)
+    parser.add_argument("--backward-lm", action=argparse.BooleanOptionalAction, default=True,
+                        help="LM-started classifiers also --init-backward-from a --reverse LM")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--small-epochs", type=int, default=12)
     parser.add_argument("--tag-epochs", type=int, default=8)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 
 from pocketlm.runtime import graphs
 from pocketlm.runtime.artifact import PocketLMError, read_manifest
@@ -49,16 +49,18 @@ def split_of(task: Task, data_dir: str | os.PathLike[str], split: str) -> Encode
     return Encoded.of(examples, [task.target(e) for e in examples])
 
 
-def onnx_predict(session: Any, data: Encoded, per_piece: bool, batch: int = 64) -> list[Any]:
-    """Arg-max predictions of a labelled graph (an onnxruntime session), in the split's order."""
+def onnx_predict(session: Any, data: Encoded, task: Task, labels: Sequence[str],
+                 batch: int = 64) -> list[Any]:
+    """Predictions of a labelled graph (an onnxruntime session), decoded as the runtime
+    decodes them (``task.decode``), in the split's order."""
     preds: list[Any] = [None] * len(data)
     for index in eval_batches([len(i) for i in data.ids], batch):
-        tensors = data.batch(index, device=_CPU, per_piece=per_piece)
+        tensors = data.batch(index, device=_CPU, per_piece=task.per_piece)
         feeds = {name: tensors[name].numpy() for name in graphs.TASK_INPUTS}
-        best = np.argmax(session.run(None, feeds)[0], axis=-1)
+        logp = session.run(None, feeds)[0]
         for row, i in enumerate(index):
-            preds[i] = (best[row, :len(data.ids[i])].tolist() if per_piece
-                        else int(best[row]))
+            out = logp[row, :len(data.ids[i])] if task.per_piece else logp[row]
+            preds[i] = task.decode(out, labels)
     return preds
 
 
@@ -67,7 +69,7 @@ def measure_graph(path: str | os.PathLike[str], task: Task, data: Encoded,
     """The task's metrics of the graph at ``path`` on ``data``."""
     assert task.measure is not None
     session = graphs.open_session(path, threads)
-    return task.measure(data.targets, onnx_predict(session, data, task.per_piece), labels)
+    return task.measure(data.targets, onnx_predict(session, data, task, labels), labels)
 
 
 def model_task(model_dir: str | os.PathLike[str]) -> Task:

@@ -26,6 +26,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -140,17 +141,18 @@ class TaskRun:
 
 
 def predict(model: TaskModel, data: Encoded, batch_size: int, device: torch.device,
-            per_piece: bool) -> list[Any]:
-    """Arg-max label of each sentence (or tag of each piece), in the split's order."""
+            task: Task, labels: Sequence[str]) -> list[Any]:
+    """Each sentence's label (or each piece's tag), decoded as the runtime decodes them
+    (``task.decode``), in the split's order."""
     model.eval()
     preds: list[Any] = [None] * len(data)
     with torch.no_grad():
         for index in eval_batches([len(i) for i in data.ids], batch_size):
-            b = data.batch(index, device, per_piece)
-            best = model(b["tokens"], b["shapes"], b["suffixes"], b["lengths"]).argmax(-1)
+            b = data.batch(index, device, task.per_piece)
+            logp = model(b["tokens"], b["shapes"], b["suffixes"], b["lengths"]).float().cpu()
             for row, i in enumerate(index):
-                preds[i] = (best[row, :len(data.ids[i])].tolist() if per_piece
-                            else int(best[row]))
+                out = logp[row, :len(data.ids[i])] if task.per_piece else logp[row]
+                preds[i] = task.decode(out.numpy(), labels)
     return preds
 
 
@@ -252,7 +254,7 @@ class TaskTrainer:
             record: dict[str, Any] = {"epoch": run.epoch, "step": run.step,
                                       "train_loss": run.loss_sum / max(1, run.loss_steps)}
             preds = predict(self.model, self.valid_set, self.config.eval_batch_size,
-                            self.device, self.task.per_piece)
+                            self.device, self.task, self.labels)
             assert self.task.measure is not None
             scores = self.task.measure(self.valid_set.targets, preds, self.labels)
             record.update({f"valid_{k}": v for k, v in scores.items()})
@@ -402,8 +404,8 @@ class TaskTrainer:
 
         best = TaskModel(self.model_config).to(self.device)
         best.load_state_dict(load_file(str(self.out / WEIGHTS)))
-        preds = predict(best, test, self.config.eval_batch_size, self.device,
-                        self.task.per_piece)
+        preds = predict(best, test, self.config.eval_batch_size, self.device, self.task,
+                        self.labels)
         assert self.task.measure is not None
         return self.task.measure(test.targets, preds, self.labels)
 

@@ -13,22 +13,46 @@ A labelled task (``head`` set) trains with :mod:`pocketlm.pipeline.task_train`, 
 language model (``head=None``) keeps its own stages (``train.py``, ``onnx_export.py``,
 ``evaluate.py``). ``measure(gold, pred, labels)`` takes label ids (one per sentence, or one
 list per sentence for a per-piece task) and returns the metrics by name; the first name of
-``metrics`` is the one early stopping watches (higher is better).
+``metrics`` is the one early stopping watches (higher is better). ``decode(logprobs, labels)``
+turns one sentence's output (``[C]``, or ``[n, T]`` per piece) into what ``measure`` takes, as
+the runtime decodes it: the arg-max, or for tags the best BIO2-valid path (Viterbi), so the
+metrics of training, export and ``pocketlm evaluate`` are the runtime's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from pocketlm.runtime.artifact import PocketLMError
 from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
 from pocketlm.runtime.metrics import accuracy, entity_prf, macro_f1
+from pocketlm.runtime.tagger import allowed_transitions, viterbi
 
 from pocketlm.runtime.options import option
 
 Measure = Callable[[Sequence[Any], Sequence[Any], Sequence[str]], dict[str, float]]
+Decode = Callable[[np.ndarray, Sequence[str]], Any]
+
+
+def decode_argmax(logprobs: np.ndarray, labels: Sequence[str]) -> Any:
+    """The likeliest label (``[C]`` → an id) or the likeliest of each piece (``[n, T]`` → ids)."""
+    best = np.argmax(logprobs, axis=-1)
+    return best.tolist() if best.ndim else int(best)
+
+
+@lru_cache(maxsize=8)
+def _transitions(labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return allowed_transitions(labels)
+
+
+def decode_bio(logprobs: np.ndarray, labels: Sequence[str]) -> list[int]:
+    """The best path of tags that is valid BIO2 (the runtime ``Tagger``'s Viterbi)."""
+    return viterbi(logprobs, *_transitions(tuple(labels)))
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,7 @@ class Task:
     runtime_class: str             # the runtime's class for its model folders
     command: str                   # the runtime's command for it
     measure: Measure | None = None
+    decode: Decode = decode_argmax
 
     @property
     def labelled(self) -> bool:
@@ -96,7 +121,8 @@ TASKS: dict[str, Task] = {
                      runtime_class="Classifier", command="classify", measure=measure_classes),
     "tag": Task("tag", "one BIO2 tag per word piece (entities)", "tag", per_piece=True,
                 metrics=("f1", "precision", "recall", "piece_accuracy"), graphs=("tag",),
-                runtime_class="Tagger", command="tag", measure=measure_entities),
+                runtime_class="Tagger", command="tag", measure=measure_entities,
+                decode=decode_bio),
 }
 
 
