@@ -102,7 +102,9 @@ def train_lm(args: argparse.Namespace, data: Path, ckpt: Path, reverse: bool) ->
         emit("lm", reused=str(ckpt), reverse=reverse, **_lm_metrics(ckpt))
         return
     train_s = _run(["pocketlm", "train", "--data", str(data), "--out", str(ckpt),
-                    "--preset", "tiny", "--minutes", str(args.lm_minutes), "--device", "cpu",
+                    "--preset", "tiny", *(["--max-steps", str(args.lm_steps)] if args.lm_steps
+                                          else ["--minutes", str(args.lm_minutes)]),
+                    "--device", "cpu",
                     "--overwrite", *(["--reverse"] if reverse else [])],
                    args.lm_threads, args.out / "lm.log")
     emit("lm", data=str(data), reverse=reverse, train_s=round(train_s, 1), **_lm_metrics(ckpt))
@@ -374,6 +376,8 @@ def main() -> None:
     parser.add_argument("--kjv-tag", type=Path, default=Path("runs/labelled/kjv-tag"),
                         help="the KJV names data folder (ingest --task tag --vocab-from RUN/data)")
     parser.add_argument("--lm-minutes", type=float, default=8.0)
+    parser.add_argument("--lm-steps", type=int, default=0,
+                        help="language models: this many steps instead of --lm-minutes")
     parser.add_argument("--lm-threads", type=int, default=2)
     parser.add_argument("--backward-lm", action=argparse.BooleanOptionalAction, default=True,
                         help="LM-started classifiers also --init-backward-from a --reverse LM")
