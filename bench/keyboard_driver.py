@@ -148,6 +148,9 @@ def kebbie_corrector(name: str, job: dict[str, Any]) -> Any:
         def profiled_predict_next_word(self, *args: Any, **kwargs: Any) -> Any:
             return _profiled(super().profiled_predict_next_word, *args, **kwargs)
 
+        def profiled_resolve_swipe(self, *args: Any, **kwargs: Any) -> Any:
+            return _profiled(super().profiled_resolve_swipe, *args, **kwargs)
+
         def predict_next_word(self, context: str) -> list[str]:
             c = self.contexts
             return [s.word for s in c.keyboard.complete(c.logprobs(context), "", 3)]

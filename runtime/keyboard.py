@@ -129,6 +129,32 @@ def _letter_counts(word: str) -> np.ndarray:
     return counts
 
 
+def within_edits(typed: str, codes: np.ndarray, lengths: np.ndarray,
+                 max_edits: int) -> np.ndarray:
+    """``[N]`` bool: which words (``codes [N, L]`` code points, -1 beyond ``lengths``) are at
+    most ``max_edits`` edits from ``typed`` (restricted Damerau-Levenshtein: insertions,
+    deletions, substitutions, adjacent transpositions), all rows at once. A word the weighted
+    channel model (:func:`~pocketlm.runtime.qwerty.channel_logprob`) accepts always passes, so
+    this only spares it the words it would reject."""
+    n, (rows, width) = len(typed), codes.shape
+    t = [ord(ch) for ch in typed]
+    before = None                                                    # row i-2
+    prev = np.broadcast_to(np.arange(width + 1, dtype=np.int16), (rows, width + 1)).copy()
+    for i in range(1, n + 1):
+        cur = np.empty_like(prev)
+        cur[:, 0] = i
+        for j in range(1, width + 1):
+            best = np.minimum(prev[:, j - 1] + (codes[:, j - 1] != t[i - 1]),
+                              np.minimum(prev[:, j], cur[:, j - 1]) + 1)
+            if before is not None and j > 1 and t[i - 1] != t[i - 2]:
+                swap = (codes[:, j - 2] == t[i - 1]) & (codes[:, j - 1] == t[i - 2])
+                best = np.where(swap, np.minimum(best, before[:, j - 2] + 1), best)
+            cur[:, j] = best
+        before, prev = prev, cur
+    close: np.ndarray = prev[np.arange(rows), lengths] <= max_edits
+    return close
+
+
 class PrefixIndex:
     """The offered entries of a vocabulary, sorted, with their ids: a prefix is a range."""
 
@@ -143,9 +169,20 @@ class PrefixIndex:
         self.lengths = np.asarray([len(w) for w in self.words], dtype=np.int64)
         self.counts = (np.stack([_letter_counts(w) for w in self.words]) if self.words
                        else np.zeros((0, len(LETTERS) + 1), dtype=np.int16))
+        self._code_matrix: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.words)
+
+    def _codes(self) -> np.ndarray:
+        """``[N, longest]`` code points of the entries, -1 beyond each (built on first use)."""
+        if self._code_matrix is None:
+            width = int(self.lengths.max()) if self.words else 0
+            matrix = np.full((len(self.words), width), -1, dtype=np.int32)
+            for row, word in enumerate(self.words):
+                matrix[row, :len(word)] = [ord(ch) for ch in word]
+            self._code_matrix = matrix
+        return self._code_matrix
 
     def span(self, prefix: str) -> tuple[int, int]:
         """``(lo, hi)``: ``words[lo:hi]`` are the entries that start with ``prefix``."""
@@ -179,8 +216,13 @@ class PrefixIndex:
         diff = self.counts[close] - _letter_counts(typed)  # [candidates, 27]
         bag = (np.clip(diff, 0, None).sum(axis=1) <= max_edits) & \
               (np.clip(-diff, 0, None).sum(axis=1) <= max_edits)
+        found = np.flatnonzero(close)[bag]
+        if len(found) > 8:  # many: drop those more than max_edits edits away, all at once
+            width = int(self.lengths[found].max()) if len(found) else 0
+            codes = self._codes()[found, :width]
+            found = found[within_edits(typed, codes, self.lengths[found], max_edits)]
         out = []
-        for pos in np.flatnonzero(close)[bag]:
+        for pos in found:
             channel = channel_logprob(typed, self.words[pos], max_edits)
             if channel > -np.inf:
                 out.append((int(pos), channel))

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pocketlm.runtime import InputError, LanguageModel
-from pocketlm.runtime.keyboard import (UNKNOWN_SPELLING_LOGPROB, Keyboard, LMSource, is_word,
-                                       keyboard)
+from pocketlm.runtime.keyboard import (UNKNOWN_SPELLING_LOGPROB, Keyboard, LMSource,
+                                       PrefixIndex, is_word, keyboard)
+from pocketlm.runtime.qwerty import channel_logprob
 
 PROPERTY = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -138,3 +139,20 @@ def test_any_next_word_source() -> None:
     kb = Keyboard(Unigram(["<unk>", "lord", "lot", "love", "said"], [1, 5, 1, 3, 4]))
     assert [s.word for s in kb.suggest("and the", "lo")] == ["lord", "love", "lot"]
     assert kb.correct("and the", "lprd")[0].word == "lord"      # p is beside o
+
+
+#: Words close to one another, so a typed word has many candidates within two edits.
+CLOSE_WORDS = ["the", "then", "than", "them", "they", "thee", "there", "three", "these", "those",
+               "this", "thus", "tree", "trees", "ten", "hen", "when", "wheat", "heat", "hear",
+               "here", "her", "he", "she", "shed", "shod", "shew", "sheaf", "eth", "teh"]
+
+
+@PROPERTY
+@given(typed=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
+       | st.sampled_from(["teh", "hte", "thn", "tehre", "ehre", "thsoe", "sheep", "x"]))
+def test_near_is_every_word_the_channel_model_accepts(typed: str) -> None:
+    """The index's quick filters (lengths, letter counts, an edit-distance bound over all
+    candidates at once) drop only words the channel model would reject."""
+    index = PrefixIndex(CLOSE_WORDS)
+    brute = [(pos, channel_logprob(typed, word)) for pos, word in enumerate(index.words)]
+    assert sorted(index.near(typed)) == sorted(r for r in brute if r[1] > -np.inf)
