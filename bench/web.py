@@ -28,7 +28,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -49,13 +52,61 @@ def test_lines(data: Path, count: int) -> list[str]:
     return [line for _, line in zip(range(count), lines)]
 
 
-def node_speed(model: Path, precision: str, threads: int, lines: list[str], words: int) -> dict:
-    request = {"model": str(model), "precision": precision, "threads": threads, "verify": False,
-               "score": lines, "generate": [{"prompt": "and the lord said", "maxWords": words,
-                                             "seed": 1, "stop": []}]}
+def versions() -> dict[str, str]:
+    """Node's and Chromium's versions (for the ``machine`` record)."""
+    def version(program: str) -> str:
+        return subprocess.run([shutil.which(program) or program, "--version"],
+                              capture_output=True, text=True).stdout.strip()
+    return {"node": version("node"), "chromium": version("chromium")}
+
+
+def node(request: dict[str, Any]) -> dict[str, Any]:
+    """One request to web/tools/driver.js (the JavaScript package in Node); its answer."""
     done = subprocess.run(["node", str(DRIVER)], input=json.dumps(request), capture_output=True,
                           text=True, check=True)
-    got = json.loads(done.stdout)
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+@contextmanager
+def served_site(model: Path, extra: tuple[Path, ...] = ()) -> Iterator[tuple[str, Path, dict]]:
+    """The page with ``model`` (``build_site``) and the ``extra`` files beside it, served on a
+    free localhost port with cross-origin isolation: yields (url, site folder, listing)."""
+    from pocketlm.runtime.web import build_site, make_server
+
+    with tempfile.TemporaryDirectory(prefix="pocketlm-web-bench-") as tmp:
+        site = Path(tmp) / "site"
+        listing = build_site(model, site)
+        for path in extra:
+            shutil.copy(path, site / path.name)
+        server = make_server(site, 0)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/", site, listing
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def launch(playwright: Any) -> Any:
+    """Debian's Chromium, headless, through Playwright."""
+    return playwright.chromium.launch(executable_path=shutil.which("chromium"),
+                                      args=["--no-sandbox"])
+
+
+def open_page(browser: Any, url: str, precision: str, threads: int) -> Any:
+    """A new tab on the page (no service worker) with the model loaded and its example
+    scored."""
+    page = browser.new_page()
+    page.goto(f"{url}?no-offline&precision={precision}&threads={threads}")
+    page.wait_for_function("window.pocketlm && window.pocketlm.firstScoreMs", timeout=300_000)
+    return page
+
+
+def node_speed(model: Path, precision: str, threads: int, lines: list[str], words: int) -> dict:
+    got = node({"model": str(model), "precision": precision, "threads": threads, "verify": False,
+                "score": lines, "generate": [{"prompt": "and the lord said", "maxWords": words,
+                                              "seed": 1, "stop": []}]})
     return {"score_ms_per_token": got["scoreMs"] / got["tokens"],
             "generate_ms_per_word": got["generateMs"] / max(got["generatedWords"], 1),
             "words": got["generatedWords"]}
@@ -99,33 +150,20 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from pocketlm.runtime.web import build_site, make_server
-
     model, data, _ = run_folders(args.run, args.model, args.data, None)
     assert model is not None and data is not None, "pass --run or --model"
     lines = test_lines(data, args.sentences)
-    emit("machine", **machine(),
-         node=subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
-         chromium=subprocess.run([shutil.which("chromium") or "chromium", "--version"],
-                                 capture_output=True, text=True).stdout.strip())
+    emit("machine", **machine(), **versions())
     emit("config", model=str(model), data=str(data), sentences=len(lines),
          words=args.words, repeats=args.repeats)
-    tmp = tempfile.TemporaryDirectory(prefix="pocketlm-web-bench-")
-    site = Path(tmp.name) / "site"
-    listing = build_site(model, site)
-    server = make_server(site, 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    manifest = json.loads((model / "manifest.json").read_text())
-    emit("site", bytes=listing["bytes"], files={
-        name: (site / name).stat().st_size for name in listing["files"]
-        if name not in ("./", "files.json") and (name.startswith(("ort/", "model/"))
-                                                 or name.endswith((".js", ".html")))},
-        model_files={k: v["bytes"] for k, v in manifest["files"].items()})
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=shutil.which("chromium"),
-                                    args=["--no-sandbox"])
+    with served_site(model) as (url, site, listing), sync_playwright() as p:
+        manifest = json.loads((model / "manifest.json").read_text())
+        emit("site", bytes=listing["bytes"], files={
+            name: (site / name).stat().st_size for name in listing["files"]
+            if name not in ("./", "files.json") and (name.startswith(("ort/", "model/"))
+                                                     or name.endswith((".js", ".html")))},
+            model_files={k: v["bytes"] for k, v in manifest["files"].items()})
+        browser = launch(p)
         cold, warm, transferred = [], [], []
         for _ in range(args.repeats):
             context = browser.new_context()
@@ -160,11 +198,7 @@ def main() -> None:
                 engine, precision, threads = key
                 if engine == "chromium":
                     if (precision, threads) not in pages:
-                        page = browser.new_page()
-                        page.goto(f"{url}?no-offline&precision={precision}&threads={threads}")
-                        page.wait_for_function("window.pocketlm && window.pocketlm.firstScoreMs",
-                                               timeout=300_000)
-                        pages[precision, threads] = page
+                        pages[precision, threads] = open_page(browser, url, precision, threads)
                     got = pages[precision, threads].evaluate(SPEED_JS, [lines, args.words])
                 elif engine == "node":
                     got = node_speed(model, precision, threads, lines, args.words)
@@ -177,7 +211,6 @@ def main() -> None:
                  generate_ms_per_word=statistics.median(r["generate_ms_per_word"] for r in runs),
                  words=runs[0]["words"], isolated=runs[0].get("isolated"))
         browser.close()
-    server.shutdown()
 
 
 if __name__ == "__main__":

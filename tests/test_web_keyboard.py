@@ -67,3 +67,17 @@ def test_suggest_correct_and_typing_match_python(toy_model: Path) -> None:
             assert step["text"] == typing.text
             same(step["suggestions"], typing.suggestions(3))
             same(step["corrections"], typing.corrections(3))
+
+
+def test_typist_taps_as_python(toy_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """web/tools/typist.js is bench/keyboard_driver.py's typist: the same taps, one timing per
+    suggestions call and one per finished word."""
+    monkeypatch.syspath_prepend(str(WEB.parent / "bench"))
+    from keyboard_driver import savings
+
+    sentences = ["the old man likes the red house", "the cat sees zorgblat", "  the  dog "]
+    got = node({"model": str(toy_model), "typist": {"sentences": sentences, "k": 3,
+                                                    "warmup": sentences[:1]}})["typist"]
+    want = savings(Typing(LanguageModel(toy_model), learn=False), sentences, 3)
+    assert {key: got[key] for key in want} == want
+    assert len(got["suggestMs"]) == got["taps"] and len(got["stepMs"]) == got["words"]

@@ -130,7 +130,7 @@ export class PrefixIndex {
     });
     chosen.sort((a, b) => compare(a[0], b[0]) || a[1] - b[1]);
     this.words = chosen.map((c) => c[0]);
-    this.ids = chosen.map((c) => c[1]);
+    this.ids = Int32Array.from(chosen, (c) => c[1]);
     this.counts = this.words.map(letterCounts);
   }
 
@@ -144,11 +144,15 @@ export class PrefixIndex {
     return lo;
   }
 
-  /** [lo, hi): the entries that start with `prefix`. */
+  /** [lo, hi): the entries that start with `prefix` (they follow each other from lo on). */
   span(prefix) {
     const lo = this._lower(prefix);
     let hi = lo;
-    while (hi < this.words.length && this.words[hi].startsWith(prefix)) hi++;
+    let end = this.words.length;
+    while (hi < end) {
+      const mid = (hi + end) >> 1;
+      if (this.words[mid].startsWith(prefix)) hi = mid + 1; else end = mid;
+    }
     return [lo, hi];
   }
 

@@ -10,11 +10,14 @@
 //             "pieces": [text, ...] (with "tokenizer"), "features": [word, ...],
 //             "classify": [text, ...], "topK": 1, "logProbs": [text, ...], "tag": [text, ...],
 //             "suggest": [{"context", "prefix", "k"}, ...], "correct": [{"context", "typed", "k"}],
-//             "typing": [keystrokes, ...] (suggestions after each; "\t" takes the first)}
+//             "typing": [keystrokes, ...] (suggestions after each; "\t" takes the first),
+//             "typist": {"sentences": [...], "k": 3, "warmup": [...]} (tools/typist.js: savings and
+//                       timings; the warmup sentences typed first, untimed)}
 //   answer:  the same keys with results; {"error": one line} for a bad folder or argument.
 
 import { readFileSync } from 'node:fs';
 import { features, Keyboard, loadModel, oneLine, PocketLMError, Tokenizer, Typing } from '../src/node.js';
+import { typist } from './typist.js';
 
 async function answer(request) {
   const out = {};
@@ -61,6 +64,12 @@ async function answer(request) {
     const t0 = performance.now();
     out.tag = await lm.tagBatch(request.tag);
     out.tagMs = performance.now() - t0;
+  }
+  if (request.typist) {
+    const typing = await Typing.create(new Keyboard(lm), { learn: false });
+    const k = request.typist.k ?? 3;
+    if (request.typist.warmup) await typist(typing, request.typist.warmup, k);
+    out.typist = await typist(typing, request.typist.sentences, k);
   }
   if (request.suggest || request.correct || request.typing) {
     const keyboard = new Keyboard(lm);
