@@ -23,6 +23,7 @@ one scored ln P(<unk>) + :data:`UNKNOWN_SPELLING_LOGPROB`), so a likely typed wo
 from __future__ import annotations
 
 import bisect
+import functools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,16 +122,19 @@ def is_word(entry: str) -> bool:
     return not special and any(ch.isalpha() for ch in entry)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _letter_counts(word: str) -> np.ndarray:
     counts = np.zeros(len(LETTERS) + 1, dtype=np.int16)
     for ch in word:
         pos = LETTERS.find(ch)
         counts[pos if pos >= 0 else len(LETTERS)] += 1
+    counts.flags.writeable = False  # shared through the cache
     return counts
 
 
 class PrefixIndex:
-    """The offered entries of a vocabulary, sorted, with their ids: a prefix is a range."""
+    """The offered entries of a vocabulary, sorted, with their ids: a prefix is a range. The
+    letter counts that :meth:`near` filters with are built on its first call."""
 
     def __init__(self, vocabulary: Sequence[str], punctuation: bool = False,
                  specials: bool = False) -> None:
@@ -141,8 +145,12 @@ class PrefixIndex:
         self.words = [w for w, _ in chosen]
         self.ids = np.asarray([i for _, i in chosen], dtype=np.int64)
         self.lengths = np.asarray([len(w) for w in self.words], dtype=np.int64)
-        self.counts = (np.stack([_letter_counts(w) for w in self.words]) if self.words
-                       else np.zeros((0, len(LETTERS) + 1), dtype=np.int16))
+
+    @functools.cached_property
+    def counts(self) -> np.ndarray:
+        """``[len(words), 27]``: each entry's letter counts (column 26: anything else)."""
+        return (np.stack([_letter_counts(w) for w in self.words]) if self.words
+                else np.zeros((0, len(LETTERS) + 1), dtype=np.int16))
 
     def __len__(self) -> int:
         return len(self.words)
