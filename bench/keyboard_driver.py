@@ -19,7 +19,7 @@ import numpy as np
 from common import emit, percentile
 
 from pocketlm.runtime.keyboard import Keyboard, LMSource
-from pocketlm.runtime.typing_session import Typing
+from pocketlm.runtime.typing_session import CACHE_WEIGHT, CACHE_WINDOW, Typing
 
 
 class KenLMSource:
@@ -211,6 +211,34 @@ def savings(typing: Typing, sentences: list[str], k: int = 3,
             "savings": round(1 - taps / max(full, 1), 4)}
 
 
+def books_savings(kb: Keyboard, books: list[list[Any]], timings: list[float] | None = None,
+                  **options: Any) -> dict[str, Any]:
+    """Each book's verses typed as one user's text: one :class:`Typing` per book (``options``
+    go to it), so the cache model starts empty at each book and is kept across its verses."""
+    per_book = [savings(Typing(kb, **options), [typist_words(v) for v in verses],
+                        timings=timings) for _, verses in books]
+    keystrokes = sum(r["keystrokes"] for r in per_book)
+    taps = sum(r["taps"] for r in per_book)
+    return {"keystrokes": keystrokes, "taps": taps, "books": per_book,
+            "savings": round(1 - taps / max(keystrokes, 1), 4)}
+
+
+def compared(learned: dict[str, Any], plain: dict[str, Any], names: list[str],
+             show: int = 5) -> dict[str, Any]:
+    """Savings with the cache model against without, in all, and the ``show`` books it helps
+    most and least (savings points per book)."""
+    gains = sorted(((round(a["savings"] - b["savings"], 4), book) for book, a, b in
+                    zip(names, learned["books"], plain["books"])), key=lambda g: (-g[0], g[1]))
+    return {"keystrokes": learned["keystrokes"], "taps_learning": learned["taps"],
+            "taps_plain": plain["taps"], "savings_learning": learned["savings"],
+            "savings_plain": plain["savings"],
+            "gain": round((plain["taps"] - learned["taps"]) / max(learned["keystrokes"], 1), 4),
+            "books_better": sum(g > 0 for g, _ in gains),
+            "books_worse": sum(g < 0 for g, _ in gains),
+            "best_books": [[book, g] for g, book in gains[:show]],
+            "worst_books": [[book, g] for g, book in gains[::-1][:show]]}
+
+
 def typist_words(text: str) -> str:
     """A verse as the words a keyboard user types: its runs of letters, lower-cased."""
     return " ".join(re.findall(r"[^\W\d_]+", text.lower()))
@@ -238,14 +266,27 @@ def drive(job: dict[str, Any]) -> None:
              word_step_p50_us=round(percentile(steps, 50) * 1e6, 1),
              word_step_p95_us=round(percentile(steps, 95) * 1e6, 1),
              peak_rss_mb=peak_rss_mb())
-        user = [typist_words(s) for s in job["user_text"]]
+        user = job["user_books"]
         if not user:
             continue
-        learned, plain = Typing(kb, learn=True), Typing(kb, learn=False)
-        with_words = savings(learned, user)
-        emit("user_words", corrector=name, verses=len(user), learned=len(learned.user_words),
-             savings_learning=with_words["savings"], savings_plain=savings(plain, user)["savings"],
-             keystrokes=with_words["keystrokes"])
+        plain = books_savings(kb, user["valid"], learn=False) if job["grid"] else None
+        for weight, window in job["grid"]:
+            assert plain is not None
+            learned = books_savings(kb, user["valid"], cache_weight=weight, cache_window=window)
+            emit("cache_grid", corrector=name, split="valid", cache_weight=weight,
+                 cache_window=window, **compared(learned, plain, [b for b, _ in user["valid"]]))
+        timed: dict[str, list[float]] = {"learning": [], "plain": []}
+        learned = books_savings(kb, user["test"], timings=timed["learning"])
+        plain = books_savings(kb, user["test"], learn=False, timings=timed["plain"])
+        for (book, verses), a, b in zip(user["test"], learned["books"], plain["books"]):
+            emit("user_book", corrector=name, split="test", book=book, verses=len(verses),
+                 keystrokes=a["keystrokes"], savings_learning=a["savings"],
+                 savings_plain=b["savings"], gain=round(a["savings"] - b["savings"], 4))
+        emit("user_words", corrector=name, split="test", books=len(user["test"]),
+             verses=sum(len(v) for _, v in user["test"]), cache_weight=CACHE_WEIGHT,
+             cache_window=CACHE_WINDOW, **compared(learned, plain, [b for b, _ in user["test"]]),
+             **{f"suggest_{kind}_p{q}_us": round(percentile(t, q) * 1e6, 1)
+                for kind, t in timed.items() for q in (50, 95)})
     for name in job["correctors"] if job["kebbie"] else []:
         from kebbie import evaluate
 

@@ -23,6 +23,7 @@ one scored ln P(<unk>) + :data:`UNKNOWN_SPELLING_LOGPROB`), so a likely typed wo
 from __future__ import annotations
 
 import bisect
+import functools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,11 +122,13 @@ def is_word(entry: str) -> bool:
     return not special and any(ch.isalpha() for ch in entry)
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def _letter_counts(word: str) -> np.ndarray:
     counts = np.zeros(len(LETTERS) + 1, dtype=np.int16)
     for ch in word:
         pos = LETTERS.find(ch)
         counts[pos if pos >= 0 else len(LETTERS)] += 1
+    counts.flags.writeable = False  # shared through the cache
     return counts
 
 
@@ -156,7 +159,8 @@ def within_edits(typed: str, codes: np.ndarray, lengths: np.ndarray,
 
 
 class PrefixIndex:
-    """The offered entries of a vocabulary, sorted, with their ids: a prefix is a range."""
+    """The offered entries of a vocabulary, sorted, with their ids: a prefix is a range. The
+    letter counts that :meth:`near` filters with are built on its first call."""
 
     def __init__(self, vocabulary: Sequence[str], punctuation: bool = False,
                  specials: bool = False) -> None:
@@ -167,22 +171,24 @@ class PrefixIndex:
         self.words = [w for w, _ in chosen]
         self.ids = np.asarray([i for _, i in chosen], dtype=np.int64)
         self.lengths = np.asarray([len(w) for w in self.words], dtype=np.int64)
-        self.counts = (np.stack([_letter_counts(w) for w in self.words]) if self.words
-                       else np.zeros((0, len(LETTERS) + 1), dtype=np.int16))
-        self._code_matrix: np.ndarray | None = None
+
+    @functools.cached_property
+    def counts(self) -> np.ndarray:
+        """``[len(words), 27]``: each entry's letter counts (column 26: anything else)."""
+        return (np.stack([_letter_counts(w) for w in self.words]) if self.words
+                else np.zeros((0, len(LETTERS) + 1), dtype=np.int16))
+
+    @functools.cached_property
+    def codes(self) -> np.ndarray:
+        """``[len(words), longest]``: each entry's code points, -1 beyond its length."""
+        width = int(self.lengths.max()) if self.words else 0
+        matrix = np.full((len(self.words), width), -1, dtype=np.int32)
+        for row, word in enumerate(self.words):
+            matrix[row, :len(word)] = [ord(ch) for ch in word]
+        return matrix
 
     def __len__(self) -> int:
         return len(self.words)
-
-    def _codes(self) -> np.ndarray:
-        """``[N, longest]`` code points of the entries, -1 beyond each (built on first use)."""
-        if self._code_matrix is None:
-            width = int(self.lengths.max()) if self.words else 0
-            matrix = np.full((len(self.words), width), -1, dtype=np.int32)
-            for row, word in enumerate(self.words):
-                matrix[row, :len(word)] = [ord(ch) for ch in word]
-            self._code_matrix = matrix
-        return self._code_matrix
 
     def span(self, prefix: str) -> tuple[int, int]:
         """``(lo, hi)``: ``words[lo:hi]`` are the entries that start with ``prefix``."""
@@ -219,7 +225,7 @@ class PrefixIndex:
         found = np.flatnonzero(close)[bag]
         if len(found) > 8:  # many: drop those more than max_edits edits away, all at once
             width = int(self.lengths[found].max()) if len(found) else 0
-            codes = self._codes()[found, :width]
+            codes = self.codes[found, :width]
             found = found[within_edits(typed, codes, self.lengths[found], max_edits)]
         out = []
         for pos in found:

@@ -1,14 +1,19 @@
 """runtime/typing_session.py: keystrokes against the distribution of the finished words,
-backspace across words, accepting suggestions, learned user words."""
+backspace across words, accepting suggestions, the cache model of the user's last words (exact
+top k against a brute-force sort of the mixture, a repeated word rises, the window slides and
+backspace undoes it)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pocketlm.runtime import InputError, LanguageModel
-from pocketlm.runtime.keyboard import keyboard
+from pocketlm.runtime.keyboard import UNKNOWN_SPELLING_LOGPROB, is_word, keyboard
+from pocketlm.runtime.qwerty import channel_logprob
 from pocketlm.runtime.typing_session import CACHE_WEIGHT, Typing
 
 
@@ -18,7 +23,7 @@ def lm(toy_model: Path) -> LanguageModel:
 
 
 def test_each_keystroke_matches_suggest(lm: LanguageModel) -> None:
-    kb, typing = keyboard(lm), Typing(lm)
+    kb, typing = keyboard(lm), Typing(lm, learn=False)
     text = "the old man likes the red house."
     for n, ch in enumerate(text):
         typing.type(ch)
@@ -34,7 +39,7 @@ def test_each_keystroke_matches_suggest(lm: LanguageModel) -> None:
 
 
 def test_backspace_reopens_the_word_before(lm: LanguageModel) -> None:
-    typing = Typing(lm)
+    typing = Typing(lm, learn=False)
     for ch in "the cat s":
         typing.type(ch)
     before = typing.suggestions(5)
@@ -70,9 +75,10 @@ def test_unknown_words_become_suggestable(lm: LanguageModel) -> None:
         for ch in "the zorgblat sees the zo":
             t.type(ch)
     assert dict(typing.user_words) == {"zorgblat": 1}
+    assert typing.cache == {"the": 2, "zorgblat": 1, "sees": 1}
     assert typing.suggestions(1)[0].word == "zorgblat"
     assert all(s.word != "zorgblat" for s in plain.suggestions(10))
-    assert typing.suggestions(1)[0].logprob >= float(__import__("math").log(CACHE_WEIGHT))
+    assert typing.suggestions(1)[0].logprob >= math.log(CACHE_WEIGHT / 4)
     for ch in "rgbalt":                      # a typo of the learned word is corrected to it
         typing.type(ch)
     assert "zorgblat" in [s.word for s in typing.corrections(3)]
@@ -86,3 +92,72 @@ def test_hostile_keystrokes(lm: LanguageModel) -> None:
         typing.type(ch)
         assert len(typing.suggestions(3)) <= 3
         assert len(typing.corrections(3)) <= 3
+
+
+def mixture(typing: Typing) -> dict[str, float]:
+    """Brute force: ln P of every offered word under the mixture, from the module docstring."""
+    source, lam = typing.source, typing.cache_weight
+    p_lm = np.exp(np.asarray(typing.logprobs, dtype=np.float64))
+    total = sum(typing.cache.values())
+    unknown = typing.user_words
+    out = {w: (1 - lam) * p_lm[i] for i, w in enumerate(source.vocabulary) if is_word(w)}
+    for w, c in typing.cache.items():
+        base = (1 - lam) * p_lm[source.unk_id] * c / sum(unknown.values()) if w in unknown \
+            else out[w]
+        out[w] = base + lam * c / total
+    return {w: math.log(p) for w, p in out.items()}
+
+
+def test_top_k_is_a_sort_of_the_mixture(lm: LanguageModel) -> None:
+    typing = Typing(lm, cache_weight=0.3, cache_window=10)
+    for ch in "the zorgblat sees the red zorgblat . the old quux sees the red house . the ":
+        typing.type(ch)
+    assert len(typing.window) == 10 and typing.user_words == {"zorgblat": 1, "quux": 1}
+    full = mixture(typing)
+    for prefix in ("", "r", "ho", "zo", "s", "q", "qq"):
+        typing.partial = prefix
+        want = sorted(((-v, w) for w, v in full.items() if w.startswith(prefix)))[:5]
+        got = typing.suggestions(5)
+        assert [s.word for s in got] == [w for _, w in want]
+        assert [s.logprob for s in got] == pytest.approx([-v for v, _ in want], abs=1e-9)
+    unknown_spelling = math.log1p(-0.3) + float(typing.logprobs[lm.unk_id]) \
+        + UNKNOWN_SPELLING_LOGPROB               # the typed word itself, when not a word known
+    for typed in ("hous", "quix", "zorgblat", "red"):
+        typing.partial = typed
+        ranked = sorted((-(full[w] + ch), w) for w in full
+                        if (ch := channel_logprob(typed, w)) > -math.inf)
+        if typed not in full:
+            ranked = sorted([*ranked, (-unknown_spelling, typed)])
+        got = typing.corrections(4)
+        assert [s.word for s in got] == [w for _, w in ranked[:4]]
+        assert [s.score for s in got] == pytest.approx([-v for v, _ in ranked[:4]], abs=1e-9)
+
+
+def test_a_repeated_word_rises(lm: LanguageModel) -> None:
+    typing, plain = Typing(lm), Typing(lm, learn=False)
+    for t in (typing, plain):
+        for ch in "the red red red red the r":
+            t.type(ch)
+    learned = [s.word for s in typing.suggestions(50)]
+    base = [s.word for s in plain.suggestions(50)]
+    assert learned.index("red") < (base.index("red") if "red" in base else len(base))
+    assert learned[0] == "red"
+
+
+def test_the_window_slides_and_backspace_undoes_it(lm: LanguageModel) -> None:
+    typing = Typing(lm, cache_window=3)
+    for ch in "the old man sees":
+        typing.type(ch)
+    typing.space()
+    assert list(typing.window) == ["old", "man", "sees"] and "the" not in typing.cache
+    typing.backspace()                      # re-opens "sees": "the" comes back into the window
+    assert list(typing.window) == ["the", "old", "man"] and typing.partial == "see"
+    typing.type("s")
+    typing.type(" ")
+    assert list(typing.window) == ["old", "man", "sees"]
+    typing.reset()
+    assert typing.cache == {"old": 1, "man": 1, "sees": 1}
+    for bad in ({"cache_weight": 1.0}, {"cache_weight": -0.1}, {"cache_window": 0},
+                {"cache_window": 2.5}):
+        with pytest.raises(InputError):
+            Typing(lm, **bad)  # type: ignore[arg-type]

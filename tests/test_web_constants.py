@@ -1,6 +1,7 @@
 """web/tools/constants.py: web/src/constants.js is what the script writes from the Python
-declarations (format version, scoring budgets, sampling defaults and limits), so a setting
-changed in Python only fails here until the JavaScript file is regenerated."""
+declarations (format version, scoring budgets, sampling defaults and limits, the keyboard's edit
+costs and cache model), so a setting changed in Python only fails here until the JavaScript file
+is regenerated."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from types import ModuleType
 import pytest
 
 from pocketlm.runtime.artifact import FORMAT_VERSION
+from pocketlm.runtime.keyboard import MAX_EDITS
+from pocketlm.runtime.qwerty import EDIT_LOGPROB
 from pocketlm.runtime.sampling import DEFAULTS, SamplingConfig
+from pocketlm.runtime.typing_session import CACHE_WEIGHT, CACHE_WINDOW
 
 SCRIPT = Path(__file__).resolve().parents[1] / "web" / "tools" / "constants.py"
 
@@ -50,6 +54,10 @@ def test_every_setting_and_limit_is_written(constants: ModuleType) -> None:
     for fld in dataclasses.fields(SamplingConfig):
         assert f"  {constants.js_name(fld.name)}: Object.freeze({{ default: " in text
     assert "topP: Object.freeze({ default: 1, minimum: 0, minOpen: true, maximum: 1 })" in text
+    assert f"export const CACHE_WEIGHT = {constants.js_value(CACHE_WEIGHT)};" in text
+    assert f"export const CACHE_WINDOW = {CACHE_WINDOW};" in text
+    assert f"export const MAX_EDITS = {MAX_EDITS};" in text
+    assert all(f"  {name}: {constants.js_value(v)}," in text for name, v in EDIT_LOGPROB.items())
 
 
 def test_check_flag_fails_on_a_stale_file(constants: ModuleType, tmp_path: Path,

@@ -1,5 +1,6 @@
-"""web/src/keyboard.js: suggest, correct and a typing session in Node give the Python runtime's
-words and scores (within 1e-4) on the same model folder.
+"""web/src/keyboard.js: suggest, correct and a typing session (its cache model included, a
+sliding window undone by backspace) in Node give the Python runtime's words and scores (within
+1e-4) on the same model folder.
 
 Needs Node and ``web/node_modules`` (``cd web && npm ci``)."""
 
@@ -15,7 +16,7 @@ import pytest
 
 from pocketlm.runtime import LanguageModel
 from pocketlm.runtime.keyboard import Suggestion, keyboard
-from pocketlm.runtime.typing_session import Typing
+from pocketlm.runtime.typing_session import CACHE_WEIGHT, CACHE_WINDOW, Typing
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 TOLERANCE = 1e-4
@@ -28,7 +29,10 @@ QUERIES = [("", ""), ("the", ""), ("the old", "m"), ("the cat sees", "t"), ("a",
            ("the \ud800 cat", "s"), ("The OLD", "M"), ("x" * 300, "a")]
 TYPED = [("the old", "mab"), ("the", "czt"), ("the cat", "sese"), ("the", "xqzvw"),
          ("", "the"), ("the", "\x00")]
-KEYS = ["the old man likes the red house.", "the ca\tsees zorgblat. the zo", "th\x08e dog"]
+KEYS = ["the old man likes the red house.", "the ca\tsees zorgblat. the zo", "th\x08e dog",
+        "the red zorgblat sees the red quux . the r\x08\x08\x08\x08zo \x08\x08\x08 q"]
+#: Typing options per KEYS entry (the last one: a small window that slides, backspace undoing it).
+OPTIONS: list[dict[str, Any]] = [{}, {}, {}, {"cacheWeight": 0.3, "cacheWindow": 4}]
 
 
 def node(request: dict[str, Any]) -> dict[str, Any]:
@@ -50,13 +54,14 @@ def test_suggest_correct_and_typing_match_python(toy_model: Path) -> None:
     got = node({"model": str(toy_model), "suggest": [{"context": c, "prefix": p, "k": 5}
                                                      for c, p in QUERIES],
                 "correct": [{"context": c, "typed": t, "k": 4} for c, t in TYPED],
-                "typing": KEYS})
+                "typing": [{"keys": keys, **options} for keys, options in zip(KEYS, OPTIONS)]})
     for js, (context, prefix) in zip(got["suggest"], QUERIES):
         same(js, kb.suggest(context, prefix, 5))
     for js, (context, typed) in zip(got["correct"], TYPED):
         same(js, kb.correct(context, typed, 4))
-    for trace, keys in zip(got["typing"], KEYS):
-        typing = Typing(lm)
+    for trace, keys, options in zip(got["typing"], KEYS, OPTIONS):
+        typing = Typing(lm, cache_weight=options.get("cacheWeight", CACHE_WEIGHT),
+                        cache_window=options.get("cacheWindow", CACHE_WINDOW))
         for step, key in zip(trace, keys):
             if key == "\t":
                 typing.accept(typing.suggestions(1)[0].word)

@@ -5,21 +5,17 @@
 //   vocabulary -> sorted word entries + ids; a prefix is a range (binary search)
 //   suggest(context, prefix, k):  logprobs [V] after the context, top k of the range
 //   correct(context, typed, k):   words within 2 edits, ln P_LM + ln P(typed | word) (QWERTY)
-//   Typing: the model runs once per finished word; each keystroke filters the kept logprobs.
+//   Typing: the model runs once per finished word; each keystroke filters the kept logprobs,
+//           mixed with a unigram cache model of the user's last CACHE_WINDOW words.
 
+import {
+  CACHE_WEIGHT, CACHE_WINDOW, EDIT_LOGPROB, MAX_EDITS, UNKNOWN_SPELLING_LOGPROB,
+} from './constants.js';
 import { InputError } from './errors.js';
 import { cleanText } from './tokenizer.js';
 
 const ROWS = ['qwertyuiop', 'asdfghjkl', 'zxcvbnm'];
 const ROW_OFFSET = [0, 0.25, 0.75];
-/** ln P of one typing edit, by kind (runtime/qwerty.py). */
-export const EDIT_LOGPROB = {
-  neighbour: -4.0, substitution: -7.0, transposition: -5.0, missing: -5.5,
-  extra_neighbour: -4.5, extra: -6.0,
-};
-export const MAX_EDITS = 2;
-export const UNKNOWN_SPELLING_LOGPROB = -6.0;
-export const CACHE_WEIGHT = 0.01;
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
 const POSITIONS = new Map();
@@ -257,13 +253,29 @@ export class Keyboard {
   }
 }
 
-/** One user typing (runtime/typing_session.py): keystrokes filter the distribution kept. */
+/**
+ * One user typing (runtime/typing_session.py): keystrokes filter the distribution kept, mixed
+ * with a unigram cache model of the last `cacheWindow` finished words (weight `cacheWeight`):
+ * P(w) = (1 - λ) P_LM(w) + λ c(w) / C; a word the vocabulary lacks shares P_LM(<unk>) by count.
+ */
 export class Typing {
-  constructor(keyboard, { learn = true } = {}) {
+  constructor(keyboard, { learn = true, cacheWeight = CACHE_WEIGHT, cacheWindow = CACHE_WINDOW } = {}) {
+    if (typeof cacheWeight !== 'number' || !(cacheWeight >= 0 && cacheWeight < 1)) {
+      throw new InputError(`cacheWeight must be a number in [0, 1), got ${cacheWeight}`);
+    }
+    if (!Number.isInteger(cacheWindow) || cacheWindow < 1) {
+      throw new InputError(`cacheWindow must be a whole number >= 1, got ${cacheWindow}`);
+    }
     this.keyboard = keyboard;
     this.lm = keyboard.lm;
     this.learn = learn;
-    this.userWords = new Map();
+    this.cacheWeight = cacheWeight;
+    this.cacheWindow = cacheWindow;
+    this.window = [];          // the cached entries, oldest first
+    this.cache = new Map();    // entry -> count in the window
+    this.ids = new Map();      // entry -> vocabulary id (unkId: a word the vocabulary lacks)
+    this.index = null;
+    this.mixture = null;
     this.units = [];
     this.partial = '';
     this.state = null;
@@ -276,6 +288,11 @@ export class Typing {
     return typing;
   }
 
+  /** The words in the cache window that the vocabulary lacks, with their counts. */
+  get userWords() {
+    return new Map([...this.cache].filter(([w]) => this.ids.get(w) === this.lm.unkId));
+  }
+
   get text() {
     return [...this.units.map((u) => u.text), ...(this.partial ? [this.partial] : [])].join(' ');
   }
@@ -284,6 +301,7 @@ export class Typing {
     this.units = [];
     this.partial = '';
     this.state = await this.lm.begin();
+    this.mixture = null;
   }
 
   async type(char) {
@@ -305,6 +323,17 @@ export class Typing {
       const unit = this.units.pop();
       this.state = unit.state;
       this.partial = [...unit.text].slice(0, -1).join('');
+      if (unit.cached !== null) {
+        this.window.pop();
+        this._count(unit.cached, -1);
+      }
+      if (unit.evicted !== null) {
+        const [entry, id] = unit.evicted;
+        this.window.unshift(entry);
+        if (!this.ids.has(entry)) this.ids.set(entry, id);
+        this._count(entry, 1);
+      }
+      this.mixture = null;
     }
   }
 
@@ -320,45 +349,84 @@ export class Typing {
   }
 
   async _commit(word) {
-    this.units.push({ text: word, state: this.state });
     const ids = this.lm.tokenize(word);
     const normal = this.keyboard.normalize(word);
-    if (this.learn && isWord(normal) && !normal.includes(' ') && (ids.length !== 1 || ids[0] === this.lm.unkId)) {
-      this.userWords.set(normal, (this.userWords.get(normal) || 0) + 1);
+    let cached = null;
+    let evicted = null;
+    if (this.learn && isWord(normal) && !normal.includes(' ')) {
+      const known = ids.length === 1 && ids[0] !== this.lm.unkId;
+      cached = known ? this.keyboard.vocabulary[ids[0]] : normal;
+      if (!this.ids.has(cached)) this.ids.set(cached, known ? ids[0] : this.lm.unkId);
+      this.window.push(cached);
+      this._count(cached, 1);
+      if (this.window.length > this.cacheWindow) {
+        const entry = this.window.shift();
+        evicted = [entry, this.ids.get(entry)];
+        this._count(entry, -1);
+      }
     }
+    this.units.push({ text: word, state: this.state, cached, evicted });
     for (const id of ids) [, this.state] = await this.lm.advance(this.state, id);
+    this.mixture = null;
   }
 
-  _userLogprob(word) {
-    let total = 0;
-    for (const c of this.userWords.values()) total += c;
-    const share = this.userWords.get(word) / total;
-    const unk = Math.exp(this.state.logprobs[this.lm.unkId]);
-    return Math.log((1 - CACHE_WEIGHT) * unk * share + CACHE_WEIGHT * share);
+  _count(entry, step) {
+    const count = (this.cache.get(entry) || 0) + step;
+    if (count <= 0) {
+      this.cache.delete(entry);
+      this.ids.delete(entry);
+    } else {
+      this.cache.set(entry, count);
+    }
+    if (count <= 0 || count === step) this.index = null;
+  }
+
+  /** The cache's words under the mixture for the current distribution: {index, logprobs, score}. */
+  _mixed() {
+    if (this.mixture === null) {
+      const entries = [...this.cache.keys()];
+      if (this.index === null) this.index = new PrefixIndex(entries);
+      const { logprobs } = this.state;
+      const lam = this.cacheWeight;
+      let unknownTotal = 0;
+      for (const [w, c] of this.cache) if (this.ids.get(w) === this.lm.unkId) unknownTotal += c;
+      const mixed = new Float64Array(entries.length).fill(-Infinity);
+      const score = new Map();
+      this.index.words.forEach((w, p) => {
+        const c = this.cache.get(w);
+        const id = this.ids.get(w);
+        let lm = Math.exp(logprobs[id]);
+        if (id === this.lm.unkId) lm *= c / unknownTotal;
+        const lp = Math.log((1 - lam) * lm + lam * c / this.window.length);
+        mixed[this.index.ids[p]] = lp;
+        score.set(w, lp);
+      });
+      this.mixture = { index: this.index, logprobs: mixed, score };
+    }
+    return this.mixture;
   }
 
   suggestions(k = 3) {
     const found = this.keyboard.complete(this.state.logprobs, this.partial, k);
-    if (!this.userWords.size || !this.partial) return found;
-    const prefix = this.keyboard.normalize(this.partial);
-    const scale = Math.log1p(-CACHE_WEIGHT);
-    const all = found.map((s) => ({ ...s, logprob: s.logprob + scale }));
-    for (const u of this.userWords.keys()) {
-      if (u.startsWith(prefix)) all.push({ word: u, logprob: this._userLogprob(u), channel: 0 });
-    }
-    return all.sort(byScore).slice(0, k);
+    if (!this.cache.size) return found;
+    const mix = this._mixed();
+    const scale = Math.log1p(-this.cacheWeight);
+    const best = new Map(found.map((s) => [s.word, { ...s, logprob: mix.score.get(s.word) ?? s.logprob + scale }]));
+    for (const s of mix.index.top(mix.logprobs, this.keyboard.normalize(this.partial), k)) best.set(s.word, s);
+    return [...best.values()].sort(byScore).slice(0, k);
   }
 
   corrections(k = 3) {
-    const found = this.keyboard.corrections(this.state.logprobs, this.partial, k + this.userWords.size);
-    if (!this.userWords.size) return found.slice(0, k);
+    const found = this.keyboard.corrections(this.state.logprobs, this.partial, k);
+    if (!this.cache.size || !found.length) return found;
+    const mix = this._mixed();
+    const scale = Math.log1p(-this.cacheWeight);
+    const best = new Map(found.map((s) => [s.word, { ...s, logprob: mix.score.get(s.word) ?? s.logprob + scale }]));
     const typed = this.keyboard.normalize(this.partial).trim();
-    const scale = Math.log1p(-CACHE_WEIGHT);
-    const all = found.filter((s) => !this.userWords.has(s.word)).map((s) => ({ ...s, logprob: s.logprob + scale }));
-    for (const w of this.userWords.keys()) {
-      const channel = channelLogprob(typed, w);
-      if (channel > -Infinity) all.push({ word: w, logprob: this._userLogprob(w), channel });
+    for (const [pos, channel] of mix.index.near(typed)) {
+      const word = mix.index.words[pos];
+      best.set(word, { word, logprob: mix.score.get(word), channel });
     }
-    return all.sort(byScore).slice(0, k);
+    return [...best.values()].sort(byScore).slice(0, k);
   }
 }

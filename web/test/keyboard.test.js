@@ -2,7 +2,8 @@
 // index (suggestions on a real model are compared with Python in tests/test_web_keyboard.py).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EDIT_LOGPROB, PrefixIndex, adjacent, channelLogprob, isWord } from '../src/keyboard.js';
+import { EDIT_LOGPROB } from '../src/constants.js';
+import { PrefixIndex, adjacent, channelLogprob, isWord } from '../src/keyboard.js';
 
 test('QWERTY neighbours and one-edit costs', () => {
   assert.ok(adjacent('g', 'h') && adjacent('e', 'r') && !adjacent('q', 'p'));

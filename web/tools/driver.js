@@ -10,7 +10,8 @@
 //             "pieces": [text, ...] (with "tokenizer"), "features": [word, ...],
 //             "classify": [text, ...], "topK": 1, "logProbs": [text, ...], "tag": [text, ...],
 //             "suggest": [{"context", "prefix", "k"}, ...], "correct": [{"context", "typed", "k"}],
-//             "typing": [keystrokes, ...] (suggestions after each; "\t" takes the first),
+//             "typing": [keystrokes or {"keys", "cacheWeight", "cacheWindow"}, ...]
+//                       (suggestions after each; "\t" takes the first, "\b" deletes),
 //             "typist": {"sentences": [...], "k": 3, "warmup": [...]} (tools/typist.js: savings and
 //                       timings; the warmup sentences typed first, untimed)}
 //   answer:  the same keys with results; {"error": one line} for a bad folder or argument.
@@ -78,8 +79,9 @@ async function answer(request) {
     out.correct = [];
     for (const q of request.correct || []) out.correct.push(await keyboard.correct(q.context, q.typed, q.k ?? 3));
     out.typing = [];
-    for (const keys of request.typing || []) {
-      const typing = await Typing.create(keyboard);
+    for (const session of request.typing || []) {
+      const { keys, ...options } = typeof session === 'string' ? { keys: session } : session;
+      const typing = await Typing.create(keyboard, options);
       const trace = [];
       for (const key of keys) {
         if (key === '\t') {
