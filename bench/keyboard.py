@@ -22,7 +22,8 @@ next-word distribution differs):
 
 Data: held-out verses, lower-cased, ``--sentences`` drawn with ``--seed`` from ``--held-out``
 (default the test and valid splits: every 20th verse, i % 20 == 19 and 18; 1,555 + 1,555; the
-model never trains on either, valid only picks its best epoch). Records (JSON lines; each carries ``cpu``, bench/common.py:cpu_flags):
+model never trains on either, valid only picks its best epoch). Records (JSON lines; each
+carries ``cpu``, bench/common.py:cpu_flags):
 
 * ``kebbie``: kebbie's results per corrector (next-word, completion and correction scores);
 * ``savings``: a typist who taps a correct top-3 suggestion as soon as it shows (the tap
