@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +31,7 @@ from torch import nn
 
 from pocketlm.pipeline.checkpoint import TOKENIZER, load_checkpoint
 from pocketlm.pipeline.model import RNNLM
+from pocketlm.pipeline.vocabulary import copy_tokenizer
 from pocketlm.runtime import graphs
 from pocketlm.runtime.artifact import (EOS_ID, PocketLMError, atomic_folder, check_output_folder,
                                        package_versions, sha256_file, write_manifest)
@@ -212,7 +212,7 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
                 for name, file in files.items():
                     graph_specs[name].setdefault("ort_files", {})[p] = converted[file]
             extra += [*converted.values(), graphs.REQUIRED_OPERATORS]
-        shutil.copyfile(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
+        copy_tokenizer(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
         files = [TOKENIZER] + [f for g in graph_specs.values() for f in g["files"].values()]
         files += extra
         sizes = {f: (tmp / f).stat().st_size for f in files if f != TOKENIZER}

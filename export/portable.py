@@ -35,11 +35,16 @@ from pocketlm.runtime.graphs import REQUIRED_OPERATORS
 MIN_SHARED_BYTES = 1024
 #: Offsets in the data file are multiples of this (onnxruntime can map aligned tensors).
 ALIGN = 4096
+#: The offsets of a labelled task's data file: a few megabytes, read whole, where up to a page
+#: of padding per tensor is a cost (14 KB of the int8 tagger's) and mapping gains nothing.
+SMALL_ALIGN = 64
 
 
-def share_weights(folder: Path, graph_files: list[str], data_name: str) -> dict[str, int]:
+def share_weights(folder: Path, graph_files: list[str], data_name: str,
+                  align: int = ALIGN) -> dict[str, int]:
     """Rewrite ``graph_files`` (in ``folder``) so their large initializers live once in
-    ``folder/data_name``; returns the bytes of each file before (``before``) and after."""
+    ``folder/data_name``, each at an offset that is a multiple of ``align``; returns the bytes
+    of the files before (``before``) and after."""
     import onnx
     from onnx import external_data_helper
 
@@ -56,7 +61,7 @@ def share_weights(folder: Path, graph_files: list[str], data_name: str) -> dict[
                 key = hashlib.sha256(
                     f"{tensor.data_type}:{list(tensor.dims)}:".encode() + raw).hexdigest()
                 if key not in placed:
-                    offset = -(-data.tell() // ALIGN) * ALIGN
+                    offset = -(-data.tell() // align) * align
                     data.write(b"\0" * (offset - data.tell()))
                     data.write(raw)
                     placed[key] = (offset, len(raw))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +32,7 @@ from pocketlm.pipeline.encoder import TaskModel, valid_mask
 from pocketlm.pipeline.task_eval import (load_task_checkpoint, measure_graph,
                                          split_of)
 from pocketlm.pipeline.tasks import Task, get_task
+from pocketlm.pipeline.vocabulary import copy_tokenizer
 from pocketlm.runtime import graphs
 from pocketlm.runtime.artifact import (atomic_folder, check_output_folder, package_versions,
                                        read_manifest, sha256_file, write_manifest)
@@ -115,7 +115,8 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
             quantize_graph(fp32, tmp / graphs.task_graph_file(graph, "int8"))
             precisions.append("int8")
         shared = {p: portable.share_weights(tmp, [graphs.task_graph_file(graph, p)],
-                                            graphs.weights_file(p)) for p in precisions}
+                                            graphs.weights_file(p), portable.SMALL_ALIGN)
+                  for p in precisions}
         checks = {"fp32": verify(model, task, fp32, config.tolerance, config.seed)}
         if config.int8:   # approximate: it must run; how far it is, is recorded
             checks["int8"] = verify(model, task, tmp / graphs.task_graph_file(graph, "int8"),
@@ -131,7 +132,7 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
                 p: measure_graph(tmp / graphs.task_graph_file(graph, p), task, valid, labels)
                 for p in precisions}}
             log.info("export: valid %s", metrics["export"])
-        shutil.copyfile(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
+        copy_tokenizer(Path(checkpoint_dir) / TOKENIZER, tmp / TOKENIZER)
         files = [TOKENIZER, *(graphs.task_graph_file(graph, p) for p in precisions),
                  *(graphs.weights_file(p) for p in precisions)]
         body = {

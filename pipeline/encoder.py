@@ -1,7 +1,8 @@
 """The encoder shared by the labelled tasks, and their heads::
 
     tokens, shapes, suffixes [B, L] (0 beyond each length)
-      → embedding(tokens) + shape_embedding(shapes) + suffix_embedding(suffixes)   [B, L, E]
+      → embedding(tokens) + shape_embedding(shapes)
+        + suffix_projection(suffix_embedding(suffixes))                          [B, L, E]
       → <eos> column prepended (the zero state then <eos>, as a language model starts a line)
       → forward cells                         → [B, L, H]
       → backward cells on each sentence reversed within its length, re-reversed → [B, L, H]
@@ -15,6 +16,12 @@ The word embedding and the forward cells are named as in :class:`~pocketlm.pipel
 (:func:`load_lm_weights`); the shape and suffix tables start at zero, so such an encoder first
 computes exactly what the language model computed. The backward cells (``rnn_backward.*``) load
 from a language model trained on reversed lines.
+
+The suffix table is factorised: ``SUFFIX_BUCKETS × suffix_size`` (8 by default), then a linear
+map without bias to the embedding size (``suffix_projection``, orthogonal at the start): 33,792
+int8 bytes instead of 524,288 for a 128-wide embedding, with the same tagging F1 on the KJV
+names. ``suffix_size`` 0 is the full ``SUFFIX_BUCKETS × embedding_size`` table without
+projection, what checkpoints written before the option hold (:data:`SAVED_DEFAULTS`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ from .options import check_fields
 
 _FRACTION = {"minimum": 0.0, "maximum": 1.0, "max_open": True}
 POOLINGS = ("last", "mean", "max", "attention")
+#: What a checkpoint's missing field meant when it was written (before the field existed).
+SAVED_DEFAULTS: dict[str, object] = {"suffix_size": 0}
+#: The encoder's modules for the word features, which start untrained (never loaded, never frozen).
+FEATURE_WEIGHTS = ("shape_embedding", "suffix_embedding", "suffix_projection")
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,9 @@ class EncoderConfig:
         flag="--bidirectional/--forward-only"))
     pooling: str = field(default="max", metadata=option(
         "How a classifier pools the pieces' outputs into one vector", choices=POOLINGS))
+    suffix_size: int = field(default=8, metadata=option(
+        "Width of the hashed-suffix table, mapped linearly to the embedding size (0: a full "
+        "table as wide as the embedding)", minimum=0))
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -88,9 +102,17 @@ class Encoder(nn.Module):
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
         self.shape_embedding = nn.Embedding(len(SHAPES), config.embedding_size)
-        self.suffix_embedding = nn.Embedding(SUFFIX_BUCKETS, config.embedding_size)
+        self.suffix_embedding = nn.Embedding(SUFFIX_BUCKETS,
+                                             config.suffix_size or config.embedding_size)
         nn.init.zeros_(self.shape_embedding.weight)
         nn.init.zeros_(self.suffix_embedding.weight)
+        self.suffix_projection = (nn.Linear(config.suffix_size, config.embedding_size, bias=False)
+                                  if config.suffix_size else None)
+        if self.suffix_projection is not None:
+            # orthogonal, scaled so that a step moves a suffix's embedding as far as a step
+            # of a full table would (each of S coordinates, spread over E)
+            nn.init.orthogonal_(self.suffix_projection.weight,
+                                gain=(config.embedding_size / config.suffix_size) ** 0.5)
         self.rnn = cell.build(config.embedding_size, config.hidden_size, config.layers,
                               config.dropout)
         self.rnn_backward = (cell.build(config.embedding_size, config.hidden_size, config.layers,
@@ -106,8 +128,10 @@ class Encoder(nn.Module):
                 lengths: torch.Tensor) -> torch.Tensor:
         """``[B, L]`` ids (and ``lengths [B]``) → per-piece outputs ``[B, L, H or 2H]``."""
         p = self.config.dropout
-        x = (self.embedding(tokens) + self.shape_embedding(shapes)
-             + self.suffix_embedding(suffixes))                                  # (B, L, E)
+        suffix = self.suffix_embedding(suffixes)                                 # (B, L, S)
+        if self.suffix_projection is not None:
+            suffix = self.suffix_projection(suffix)                              # (B, L, E)
+        x = self.embedding(tokens) + self.shape_embedding(shapes) + suffix      # (B, L, E)
         x = locked_dropout(x, p, self.training)
         out = self._run(self.rnn, x)                                             # (B, L, H)
         if self.rnn_backward is not None:

@@ -29,6 +29,7 @@ import numpy as np
 from pocketlm.runtime.artifact import PocketLMError, read_manifest
 
 from .batches import TokenRows, batchify
+from .vocabulary import same_vocabulary
 
 if TYPE_CHECKING:
     import torch
@@ -110,19 +111,19 @@ def evaluate(model_dir: str | os.PathLike[str] | None, data_dir: str | os.PathLi
         from pocketlm.runtime import LanguageModel
 
         lm = LanguageModel(model_dir, precision=precision, threads=threads)
-        vocab_sha = lm.manifest["files"][lm.manifest["tokenizer"]]["sha256"]
+        vocab = Path(model_dir) / lm.manifest["tokenizer"]
         source = str(model_dir)
     elif backend == "torch":
         if checkpoint_dir is None:
             raise PocketLMError("--backend torch needs --checkpoint DIR (a train folder)")
-        from .checkpoint import load_checkpoint
+        from .checkpoint import TOKENIZER, load_checkpoint
 
         model, ckpt = load_checkpoint(checkpoint_dir)
-        vocab_sha = ckpt["files"]["tokenizer.json"]["sha256"]
+        vocab = Path(checkpoint_dir) / TOKENIZER
         source = str(checkpoint_dir)
     else:
         raise PocketLMError(f"unknown backend {backend!r}; use onnx or torch")
-    if vocab_sha != data["files"][data["tokenizer"]]["sha256"]:
+    if not same_vocabulary(vocab, Path(data_dir) / data["tokenizer"]):
         raise PocketLMError(f"{source} was trained with another vocabulary than {data_dir}; "
                             f"evaluate on the data folder it was trained on")
     if backend == "onnx":

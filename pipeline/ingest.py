@@ -46,6 +46,7 @@ from pocketlm.runtime.options import option
 from .options import check_fields, option_name
 from .sources import expand_files, kjv_path, load_corpus
 from .splits import BATCH_LINES, SplitStats, SplitWriter, split_entry
+from .vocabulary import save_tokenizer
 
 log = logging.getLogger(__name__)
 TOKENIZER = "tokenizer.json"
@@ -297,7 +298,7 @@ def ingest(config: IngestConfig, out: str | os.PathLike[str], overwrite: bool = 
     guard = {s: LineCounts() for s in SPLITS}
     rules = corpus.rules()
     with atomic_folder(out, overwrite) as tmp:
-        tokenizer.save(str(tmp / TOKENIZER))
+        save_tokenizer(tokenizer, tmp / TOKENIZER)
         writers = {s: SplitWriter(tokenizer, tmp / f"{s}.bin", dtype, stats[s], config.lowercase)
                    for s in SPLITS}
         try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -45,6 +44,7 @@ from .labelled_read import FORMATS, Columns, Row, Source, read_source
 from .labellings import LABELLINGS, Labelling
 from pocketlm.runtime.options import option
 from .options import check_fields, option_name
+from .vocabulary import copy_tokenizer, save_tokenizer
 
 LABELS = "labels.json"
 
@@ -161,9 +161,9 @@ def ingest_labelled(config: IngestConfig, lcfg: LabelledConfig, out: str | os.Pa
     splits = {s: _split_entry(s, examples[s], labels, task, src.rules[s]) for s in SPLITS}
     with atomic_folder(out, overwrite) as tmp:
         if lcfg.vocab_from:
-            shutil.copyfile(Path(vocab["vocab_from"]) / TOKENIZER, tmp / TOKENIZER)
+            copy_tokenizer(Path(vocab["vocab_from"]) / TOKENIZER, tmp / TOKENIZER)
         else:
-            tokenizer.save(str(tmp / TOKENIZER))
+            save_tokenizer(tokenizer, tmp / TOKENIZER)
         (tmp / LABELS).write_text(json.dumps(labels, ensure_ascii=False) + "\n",
                                   encoding="utf-8")
         for split in SPLITS:

@@ -12,10 +12,10 @@ batches shuffled::
 With several processes, process r takes batches r, r + world, ... (each the same count).
 
 Freezing (``--freeze``, ``--unfreeze-epochs N``, ULMFiT's gradual unfreezing kept simple): the
-head and the shape/suffix tables always train; for the first N epochs the word embedding and
-the cells are frozen, for the next N the top layer of cells (each direction) trains too, then
-everything does, except what ``--freeze`` keeps frozen (``embedding``: the word embedding,
-``encoder``: the embedding and all cells).
+head and the word features' weights (shape and suffix tables, suffix projection) always train;
+for the first N epochs the word embedding and the cells are frozen, for the next N the top layer
+of cells (each direction) trains too, then everything does, except what ``--freeze`` keeps frozen
+(``embedding``: the word embedding, ``encoder``: the embedding and all cells).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import torch
 
 from pocketlm.runtime.features import features
 
-from .encoder import recurrent_layer
+from .encoder import FEATURE_WEIGHTS, recurrent_layer
 
 #: Batches per length-sorted pool.
 POOL = 50
@@ -119,7 +119,7 @@ def class_weights(counts: np.ndarray) -> torch.Tensor:
 
 def trains(name: str, epoch: int, freeze: str, unfreeze_epochs: int, layers: int) -> bool:
     """Whether parameter ``name`` of a task model trains in ``epoch`` (1-based)."""
-    if not name.startswith("encoder.") or "shape_embedding" in name or "suffix_embedding" in name:
+    if not name.startswith("encoder.") or any(part in name for part in FEATURE_WEIGHTS):
         return True                                           # the head and the feature tables
     is_embedding = name == "encoder.embedding.weight"
     if freeze == "encoder" or (freeze == "embedding" and is_embedding):

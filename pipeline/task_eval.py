@@ -21,10 +21,11 @@ from pocketlm.runtime import graphs
 from pocketlm.runtime.artifact import PocketLMError, read_manifest
 
 from .checkpoint import TOKENIZER, WEIGHTS
-from .encoder import EncoderConfig, TaskModel
+from .encoder import SAVED_DEFAULTS, EncoderConfig, TaskModel
 from .labelled import load_examples
 from .task_batches import Encoded, eval_batches
 from .tasks import Task, get_task
+from .vocabulary import same_vocabulary
 
 
 def load_task_checkpoint(checkpoint_dir: str | os.PathLike[str]) -> tuple[TaskModel,
@@ -33,7 +34,7 @@ def load_task_checkpoint(checkpoint_dir: str | os.PathLike[str]) -> tuple[TaskMo
     from safetensors.torch import load_file
 
     manifest = read_manifest(checkpoint_dir, "checkpoint")
-    model = TaskModel(EncoderConfig(**manifest["model"]))
+    model = TaskModel(EncoderConfig(**{**SAVED_DEFAULTS, **manifest["model"]}))
     try:
         model.load_state_dict(load_file(str(Path(checkpoint_dir) / WEIGHTS)))
     except RuntimeError as exc:
@@ -88,8 +89,8 @@ def evaluate_model(model_dir: str | os.PathLike[str], data_dir: str | os.PathLik
     if data.get("task", "lm") != task.name:
         raise PocketLMError(f"{data_dir} holds {data.get('task', 'lm')!r} data, {model_dir} is "
                             f"a {task.name!r} model; evaluate on a --task {task.name} folder")
-    if model["files"][TOKENIZER]["sha256"] != data["files"][data.get(
-            "tokenizer", TOKENIZER)]["sha256"]:
+    if not same_vocabulary(Path(model_dir) / model.get("tokenizer", TOKENIZER),
+                           Path(data_dir) / data.get("tokenizer", TOKENIZER)):
         raise PocketLMError(f"{model_dir} was trained with another vocabulary than {data_dir}; "
                             f"evaluate on data ingested with the same vocabulary")
     if list(data.get("labels", model["labels"])) != list(model["labels"]):

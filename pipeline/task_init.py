@@ -4,8 +4,9 @@
     LM checkpoint/ model.safetensors  embedding.weight [V, E], rnn.* ─▶ encoder.embedding, .rnn
     reversed-LM checkpoint/           rnn.*                            ─▶ encoder.rnn_backward
 
-The vocabulary must be the same file: the checkpoint's ``tokenizer.json`` and the data folder's
-must have the same SHA-256 (ingest the labelled data with ``--vocab-from`` the LM's data folder).
+The vocabulary must be the same: the checkpoint's ``tokenizer.json`` and the data folder's must
+hold the same vocabulary (:func:`~pocketlm.pipeline.vocabulary.same_vocabulary`; ingest the
+labelled data with ``--vocab-from`` the LM's data folder).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from pocketlm.runtime.artifact import PocketLMError, read_manifest, sha256_file
 
 from .checkpoint import TOKENIZER, WEIGHTS
 from .encoder import TaskModel, load_lm_weights
+from .vocabulary import same_vocabulary
 
 
-def _load(model: TaskModel, checkpoint: str, vocab_sha: str, data_dir: str | os.PathLike[str],
+def _load(model: TaskModel, checkpoint: str, vocab: Path, data_dir: str | os.PathLike[str],
           backward: bool) -> dict[str, Any]:
     from safetensors.torch import load_file
 
@@ -29,7 +31,7 @@ def _load(model: TaskModel, checkpoint: str, vocab_sha: str, data_dir: str | os.
     if ckpt.get("task", "lm") != "lm":
         raise PocketLMError(f"{option} {checkpoint}: a {ckpt['task']!r} checkpoint, not a "
                             f"language model's; give a `pocketlm train` (LM) checkpoint")
-    if ckpt["files"][TOKENIZER]["sha256"] != vocab_sha:
+    if not same_vocabulary(Path(checkpoint) / TOKENIZER, vocab):
         raise PocketLMError(f"{option} {checkpoint}: its vocabulary is not {data_dir}'s "
                             f"tokenizer.json; ingest the labelled data with --vocab-from the "
                             f"language model's data folder")
@@ -46,11 +48,11 @@ def _load(model: TaskModel, checkpoint: str, vocab_sha: str, data_dir: str | os.
 def init_encoder(model: TaskModel, data_dir: str | os.PathLike[str], data: dict[str, Any],
                  init_from: str, init_backward_from: str) -> dict[str, Any]:
     """Load the language models named (empty: none); what the manifest records of them."""
-    vocab_sha = data["files"][data.get("tokenizer", TOKENIZER)]["sha256"]
+    vocab = Path(data_dir) / data.get("tokenizer", TOKENIZER)
     record: dict[str, Any] = {}
     if init_from:
-        record["forward"] = _load(model, init_from, vocab_sha, data_dir, backward=False)
+        record["forward"] = _load(model, init_from, vocab, data_dir, backward=False)
     if init_backward_from:
-        record["backward"] = _load(model, init_backward_from, vocab_sha, data_dir,
+        record["backward"] = _load(model, init_backward_from, vocab, data_dir,
                                    backward=True)
     return record

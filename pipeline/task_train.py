@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +41,7 @@ from .checkpoint import (CURVE, LAST, METRICS, TOKENIZER, WEIGHTS, SavedRun, opt
                          restore_optimizer, restore_rng, rng_state, save_training_state,
                          save_weights, weight_tensors, write_bytes_atomic, write_curve)
 from .device import autocast_bf16, environment, progress_bar
-from .encoder import EncoderConfig, TaskModel
+from .encoder import SAVED_DEFAULTS, EncoderConfig, TaskModel
 from .labelled import load_examples, read_labels
 from pocketlm.runtime.options import option
 from .options import check_fields
@@ -50,6 +49,7 @@ from .saving import data_reference
 from .task_batches import IGNORE, Encoded, class_weights, epoch_batches, eval_batches, trains
 from .task_init import init_encoder
 from .tasks import Task, get_task
+from .vocabulary import copy_tokenizer
 
 log = logging.getLogger(__name__)
 _COUNT = {"minimum": 0}
@@ -57,7 +57,7 @@ ENCODER_FIELDS = tuple(f.name for f in dataclasses.fields(EncoderConfig)
                        if f.name not in ("vocab_size", "labels", "head"))
 #: Fields a resume may not change.
 FIXED_ON_RESUME = ("task", "cell", "layers", "embedding_size", "hidden_size", "bidirectional",
-                   "pooling", "batch_size")
+                   "pooling", "suffix_size", "batch_size")
 
 
 @dataclass(frozen=True)
@@ -185,8 +185,8 @@ class TaskTrainer:
             distributed.barrier(procs)
             if procs.main:
                 with atomic_folder(out, overwrite) as tmp:
-                    shutil.copyfile(Path(data_dir) / data.get("tokenizer", TOKENIZER),
-                                    tmp / TOKENIZER)
+                    copy_tokenizer(Path(data_dir) / data.get("tokenizer", TOKENIZER),
+                                   tmp / TOKENIZER)
             distributed.barrier(procs)
         if procs.rank:
             torch.manual_seed(config.seed + 7919 * procs.rank)
@@ -224,9 +224,10 @@ class TaskTrainer:
             raise PocketLMError(f"{saved.folder} was trained on another data folder than "
                                 f"{self.data_dir}; resume with the one it was trained on")
         for key in FIXED_ON_RESUME:
-            if meta["config"].get(key) != self.config.to_dict()[key]:
+            saved_value = {**SAVED_DEFAULTS, **meta["config"]}.get(key)
+            if saved_value != self.config.to_dict()[key]:
                 raise PocketLMError(f"{saved.folder} was trained with {key}="
-                                    f"{meta['config'].get(key)!r}: resume with the same shape "
+                                    f"{saved_value!r}: resume with the same shape "
                                     f"and batch size, or train into a new --out")
         self.model.load_state_dict(groups["model"])
         restore_optimizer(self.optimizer, groups.get("optimizer", {}), meta["optimizer"])

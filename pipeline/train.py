@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from .model import RNNLM, detach_state
 from .outputs import FREQUENCY_ORDER, UNUSED_PARAMETERS, check_frequency_order, get_output
 from .recipe import LossNet, WeightAverage, learning_rate, make_optimizer, window_length
 from .saving import CheckpointWriter, RunState, resume_run
+from .vocabulary import copy_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Trainer:
             distributed.barrier(procs)
             if procs.main:
                 with atomic_folder(out, overwrite) as tmp:
-                    shutil.copyfile(Path(data_dir) / data["tokenizer"], tmp / TOKENIZER)
+                    copy_tokenizer(Path(data_dir) / data["tokenizer"], tmp / TOKENIZER)
             distributed.barrier(procs)
         self.data, self.valid_ids = data, split_ids(data_dir, "valid", data, config.reverse)
         self.use_bf16 = autocast_bf16(config.precision, device)

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from pocketlm.pipeline.config import TrainConfig
-from pocketlm.pipeline.encoder import EncoderConfig
+from pocketlm.pipeline.encoder import SAVED_DEFAULTS, EncoderConfig
 from pocketlm.pipeline.model import ModelConfig
 from pocketlm.pipeline.options import option_name
 from pocketlm.pipeline.task_train import TaskTrainConfig
@@ -65,7 +65,8 @@ def train_labelled(kw: dict[str, Any], data_dir: Path | None, out: Path | None,
 
         saved = SavedRun(resume)
         changed = {f.name: own[f.name] for f in TASK_FIELDS if own[f.name] != f.default}
-        config = TaskTrainConfig.of(**{**saved.meta["config"], **given, **changed})
+        config = TaskTrainConfig.of(**{**SAVED_DEFAULTS, **saved.meta["config"], **given,
+                                       **changed})
         out = resume
         manifest = train_task(config, data_dir or Path(saved.meta["data"]["path"]), resume,
                               resume=saved, progress=progress)

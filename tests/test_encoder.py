@@ -1,5 +1,6 @@
 """The shared encoder and its heads: a language model's weights load into it and it computes
-what the language model computed, the backward stack reads each sentence reversed within its
+what the language model computed, the suffix table is factorised (or full with suffix_size 0)
+and starts silent but trains, the backward stack reads each sentence reversed within its
 length, padding never changes a sentence's result, and the poolings pool what they say."""
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from pocketlm.pipeline.checkpoint import load_checkpoint
-from pocketlm.pipeline.encoder import (POOLINGS, EncoderConfig, TaskModel, load_lm_weights,
-                                       reverse_index)
+from pocketlm.pipeline.encoder import (POOLINGS, SAVED_DEFAULTS, EncoderConfig, TaskModel,
+                                       load_lm_weights, reverse_index)
+from pocketlm.runtime.features import SUFFIX_BUCKETS
 from pocketlm.runtime.artifact import EOS_ID, PocketLMError
 
 
@@ -70,7 +72,9 @@ def test_the_backward_stack_reads_the_sentence_reversed() -> None:
     enc = model.encoder
     with torch.no_grad():
         out = enc(tokens, shapes, suffixes, lengths)                            # (1, 4, 12)
-        x = enc.embedding(tokens) + enc.shape_embedding(shapes) + enc.suffix_embedding(suffixes)
+        assert enc.suffix_projection is not None
+        x = (enc.embedding(tokens) + enc.shape_embedding(shapes)
+             + enc.suffix_projection(enc.suffix_embedding(suffixes)))
         start = enc.embedding(torch.full_like(tokens[:, :1], EOS_ID))
         assert enc.rnn_backward is not None
         back, _ = enc.rnn_backward(torch.cat([start, torch.flip(x, dims=[1])], dim=1))
@@ -119,3 +123,29 @@ def test_a_language_model_starts_the_backward_cells(toy_checkpoint: Path) -> Non
     torch.testing.assert_close(model.encoder.rnn_backward.weight_hh_l0.detach(),
                                lm["rnn.weight_hh_l0"])
     assert torch.equal(model.encoder.embedding.weight, before)
+
+
+def test_the_suffix_table_is_factorised_and_starts_silent() -> None:
+    model = TaskModel(config(embedding_size=16, suffix_size=4, head="tag"))
+    enc = model.encoder
+    assert enc.suffix_embedding.weight.shape == (SUFFIX_BUCKETS, 4)
+    assert enc.suffix_projection is not None and enc.suffix_projection.bias is None
+    assert enc.suffix_projection.weight.shape == (16, 4)
+    tokens, shapes, suffixes, lengths = batch([5, 3], 5)
+    other = torch.where(suffixes > 0, suffixes % 7 + 1, suffixes)
+    with torch.no_grad():    # a fresh encoder ignores the suffixes: the language model's input
+        torch.testing.assert_close(model(tokens, shapes, suffixes, lengths),
+                                   model(tokens, shapes, other, lengths), rtol=0, atol=0)
+    model.train()
+    model(tokens, shapes, suffixes, lengths)[:, :, 1].sum().backward()
+    assert enc.suffix_embedding.weight.grad is not None
+    assert enc.suffix_embedding.weight.grad.abs().sum() > 0      # and yet it learns
+
+
+def test_suffix_size_zero_is_the_full_table_of_older_checkpoints() -> None:
+    model = TaskModel(config(embedding_size=16, suffix_size=0))
+    assert model.encoder.suffix_embedding.weight.shape == (SUFFIX_BUCKETS, 16)
+    assert model.encoder.suffix_projection is None
+    assert not any("suffix_projection" in name for name in model.state_dict())
+    old = {k: v for k, v in vars(config()).items() if k != "suffix_size"}  # no such field then
+    assert EncoderConfig(**{**SAVED_DEFAULTS, **old}).suffix_size == 0

@@ -101,3 +101,30 @@ def test_identical_tensors_are_written_once(tmp_path: Path) -> None:
     for name in ("a.onnx", "b.onnx"):
         (y,) = ort.InferenceSession(str(tmp_path / name)).run(None, {"x": x})
         assert np.allclose(y, x @ np.arange(4096, dtype=np.float32).reshape(64, 64))
+
+
+@pytest.mark.parametrize("align", [4096, 64])
+def test_tensors_start_at_multiples_of_the_alignment(align: int, tmp_path: Path) -> None:
+    """Each tensor of the data file starts at a multiple of ``align`` (a page for the language
+    model's folders, 64 bytes for a labelled task's) and onnxruntime reads it there."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from pocketlm.export.portable import share_weights
+
+    a = np.arange(300 * 5, dtype=np.float32).reshape(300, 5)     # 6,000 bytes
+    b = np.full((5, 300), 0.5, dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "a"], ["h"]), helper.make_node("MatMul", ["h", "b"],
+                                                                        ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 300])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 300])],
+        [numpy_helper.from_array(a, "a"), numpy_helper.from_array(b, "b")])
+    onnx.save(helper.make_model(graph), str(tmp_path / "g.onnx"))
+    share_weights(tmp_path, ["g.onnx"], "w.data", align)
+    second = -(-a.nbytes // align) * align
+    assert (tmp_path / "w.data").stat().st_size == second + b.nbytes
+    x = np.ones((1, 300), np.float32)
+    (y,) = ort.InferenceSession(str(tmp_path / "g.onnx")).run(None, {"x": x})
+    assert np.allclose(y, x @ a @ b)

@@ -50,9 +50,11 @@ def test_special_token_ids(toy_data: Path) -> None:
     assert tokenizer.token_to_id("<unk>") == UNK_ID == 0
     assert tokenizer.token_to_id("<eos>") == EOS_ID == 1
     assert tokenizer.encode("zebra").ids == [UNK_ID]
-    raw = json.loads((toy_data / "tokenizer.json").read_text(encoding="utf-8"))
+    text = (toy_data / "tokenizer.json").read_text(encoding="utf-8")
+    raw = json.loads(text)
     assert raw["model"]["type"] == "WordLevel"
     assert raw["model"]["unk_token"] == "<unk>"
+    assert text == tokenizer.to_str(pretty=False)        # written compactly, in one line
 
 
 def test_vocab_counts_specials(toy_data: Path, toy_corpus: Path) -> None:

@@ -17,7 +17,7 @@ from pocketlm.pipeline.corpus import SPLITS
 from pocketlm.pipeline.ingest import IngestConfig, ingest
 from pocketlm.pipeline.labelled import (LABELS, TASK_INGESTS, LabelledConfig, ingest_labelled,
                                         load_examples, read_labels, task_ingest)
-from pocketlm.runtime.artifact import UNK_ID, PocketLMError, read_manifest
+from pocketlm.runtime.artifact import UNK_ID, PocketLMError, read_manifest, write_manifest
 from pocketlm.runtime.features import SHAPES, SUFFIX_BUCKETS
 
 from .test_ingest_sources import invoke, ok
@@ -124,7 +124,8 @@ def test_classify_saved_dataset_with_class_label(tmp_path: Path) -> None:
 
 
 def test_vocab_from_an_lm_folder(tmp_path: Path) -> None:
-    """--vocab-from copies the LM folder's tokenizer.json byte for byte."""
+    """--vocab-from copies the LM folder's tokenizer.json byte for byte (it is compact), and
+    writes a pretty-printed one (a folder of an older pocketlm) compactly."""
     lm_corpus = tmp_path / "lm.txt"
     lm_corpus.write_text("a fine film and a dull mess\n" * 30, encoding="utf-8")
     lm = tmp_path / "lm"
@@ -140,6 +141,14 @@ def test_vocab_from_an_lm_folder(tmp_path: Path) -> None:
     assert manifest["splits"]["train"]["oov_rate"] > 0.3  # "great", "joy", numbers ... unknown
     stats = ok("ingest", "--stats", str(out)).output
     assert "label" in stats and "pos" in stats
+    compact = (lm / "tokenizer.json").read_bytes()
+    pretty = json.dumps(json.loads(compact), indent=2, ensure_ascii=False).encode("utf-8")
+    (lm / "tokenizer.json").write_bytes(pretty)
+    body = json.loads((lm / "manifest.json").read_text(encoding="utf-8"))
+    write_manifest(lm, "data", body, list(body.pop("files")))
+    ok("ingest", "--task", "classify", "--data-files", str(source), "--vocab-from", str(lm),
+       "--out", str(out), "--overwrite")
+    assert (out / "tokenizer.json").read_bytes() == compact and len(pretty) > len(compact)
 
 
 # --- tag -----------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Export of labelled task models: the classify and tag graphs match torch (every pooling, one
 and two directions), int8 copies run and their metrics are recorded, the folder holds what the
-manifest names, ``pocketlm export`` picks the exporter by the checkpoint's task, and
-``pocketlm evaluate`` reports the task's metrics."""
+manifest names, the int8 folder of the run model's encoder on a 10K vocabulary fits in 2 MiB
+with the vocabulary file the same compact bytes from ingest on, ``pocketlm export`` picks the
+exporter by the checkpoint's task, and ``pocketlm evaluate`` reports the task's metrics."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from pocketlm.runtime.features import features, words_of
 
 SMALL = dict(embedding_size=16, hidden_size=16, batch_size=16, epochs=1, lr=1e-2,
              device="cpu", log_every=0)
+#: The most bytes of the int8 folder of a tagger with the ``pocketlm run`` model's encoder
+#: (10,000 words, embedding 128, a bidirectional 1×208 LSTM): 2 MiB.
+INT8_FOLDER_BYTES = 2 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -102,3 +106,35 @@ def test_cli_export_and_evaluate(tag_checkpoint: Path, toy_tag_data: Path,
                                  str(tmp_path / "lm"), "--no-int8"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "lm/score.onnx").is_file()
+
+
+def test_the_int8_folder_of_a_10k_vocabulary_tagger_fits(kjv_data: Path, tmp_path: Path) -> None:
+    """Sizes do not depend on the weights' values: one training step, then export."""
+    from pocketlm.runtime.artifact import sha256_file
+
+    from .labelled_data import write_tag
+
+    data = write_tag(tmp_path / "data", kjv_data)
+    ckpt, out = tmp_path / "ckpt", tmp_path / "model"
+    train_task(TaskTrainConfig.of(task="tag", bidirectional=True, embedding_size=128,
+                                  hidden_size=208, max_steps=1, batch_size=16, device="cpu",
+                                  log_every=0), data, ckpt)
+    manifest = export_task(ckpt, out)
+    assert manifest["vocab_size"] == 10_000
+    graph = manifest["graphs"]["tag"]["files"]["int8"]
+    files = ["manifest.json", "tokenizer.json", graph, manifest["weights"]["int8"]]
+    assert sum((out / f).stat().st_size for f in files) <= INT8_FOLDER_BYTES
+    # the vocabulary file: compact, and the same bytes along ingest → checkpoint → model
+    text = (out / "tokenizer.json").read_text(encoding="utf-8")
+    assert "\n" not in text and len(text.encode("utf-8")) < 160_000
+    assert len({sha256_file(folder / "tokenizer.json")
+                for folder in (kjv_data, data, ckpt, out)}) == 1
+    # the suffix table, int8, feeds the projection's integer product without a float step
+    import onnx
+
+    model = onnx.load(str(out / graph), load_external_data=False)
+    inputs = {n.output[0]: n for n in model.graph.node}
+    products = [n for n in model.graph.node if n.op_type == "MatMulInteger"
+                and n.input[0] in inputs and inputs[n.input[0]].op_type == "Gather"
+                and inputs[n.input[0]].input[1] == "suffixes"]
+    assert len(products) == 1 and not model.graph.value_info
