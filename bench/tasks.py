@@ -237,16 +237,24 @@ def run_classify(args: argparse.Namespace) -> None:
             data, _ = classify_data(args, name, fraction)
             train_n = json.loads((data / "manifest.json").read_text())["splits"]["train"]
             for init in (None, lm):
-                run = f"{name}-{fraction:g}-{'lm' if init else 'scratch'}{args.suffix}"
-                if ("lm" if init else "scratch") not in args.arms:
+                arm = "lm" if init else "scratch"
+                if arm not in args.arms:
                     continue
-                model, info = train_export(args, "classify", data, run,
-                                           classify_recipe(args, name, fraction, init, back))
-                emit("classify", set=name, fraction=fraction, train_sentences=train_n[
-                    "sentences"], encoder="lm" if init else "scratch",
-                     init_from=str(init) if init else None, **info,
-                     test_runtime=classify_runtime(model, test, args.threads),
-                     **_export_facts(model), model=str(model))
+                accuracies = []
+                for seed in args.train_seeds or [None]:
+                    run = f"{name}-{fraction:g}-{arm}{args.suffix}" + (f"-s{seed}" if seed else "")
+                    options = classify_recipe(args, name, fraction, init, back)
+                    model, info = train_export(args, "classify", data, run, options + (
+                        ["--seed", str(seed)] if seed else []))
+                    measured = classify_runtime(model, test, args.threads)
+                    accuracies.append(measured["fp32"]["accuracy"])
+                    emit("classify", set=name, fraction=fraction, train_sentences=train_n[
+                        "sentences"], encoder=arm, seed=seed, init_from=str(init) if init else None,
+                         **info, test_runtime=measured, **_export_facts(model), model=str(model))
+                if len(accuracies) > 1:
+                    emit("classify_seeds", set=name, fraction=fraction, encoder=arm,
+                         seeds=args.train_seeds, test_accuracy=accuracies,
+                         median=median(accuracies))
 
 
 # --- tag ---------------------------------------------------------------------------------------
@@ -298,7 +306,7 @@ def tag_recipe(args: argparse.Namespace, name: str) -> list[str]:
                "--max-minutes", str(args.max_minutes)]
     if name == "wnut17":
         options += ["--lr", "5e-3"]
-    return options
+    return options + args.tag_extra.split()
 
 
 def run_tag(args: argparse.Namespace) -> None:
@@ -313,7 +321,7 @@ def run_tag(args: argparse.Namespace) -> None:
             options = tag_recipe(args, name)
             if init is not None:
                 options += ["--init-from", str(init), "--encoder-lr", str(args.encoder_lr)]
-            run = f"{name}-{'lm' if init else 'scratch'}"
+            run = f"{name}-{'lm' if init else 'scratch'}{args.suffix}"
             model, info = train_export(args, "tag", data, run, options)
             emit("tag", set=name, encoder="lm" if init else "scratch",
                  init_from=str(init) if init else None, **info,
@@ -391,8 +399,9 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=2, help="classify --patience")
     parser.add_argument("--unfreeze-epochs", type=int, default=0)
     parser.add_argument("--lr", type=float, default=0.0, help="classify lr (0: the default)")
-    parser.add_argument("--suffix", default="", help="appended to the classify run folders")
+    parser.add_argument("--suffix", default="", help="appended to the run folders")
     parser.add_argument("--extra", default="", help="more `pocketlm train` options (classify)")
+    parser.add_argument("--tag-extra", default="", help="more `pocketlm train` options (tag)")
     parser.add_argument("--arms", default="scratch,lm", help="classify: which encoders")
     parser.add_argument("--tag-lm", action="store_true",
                         help="WNUT-17 also --init-from the modern English LM (its vocabulary)")
@@ -401,10 +410,14 @@ def main() -> None:
     parser.add_argument("--runtime-tagger", default="kjv-tag-scratch")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--seed", type=int, default=1234, help="draws the label fractions")
+    parser.add_argument("--train-seeds", default="",
+                        help="classify: train each arm once per seed (comma-separated), and "
+                             "report the median test accuracy")
     args = parser.parse_args()
     args.sets = args.sets.split(",")
     args.fractions = [float(f) for f in args.fractions.split(",")]
+    args.train_seeds = [int(x) for x in args.train_seeds.split(",") if x]
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     parts = args.only.split(",")
