@@ -19,12 +19,14 @@ Parts (``--only``, in this order):
 * ``classify``: per set and fraction of the train labels (a seeded sample of the train split,
   written to a file and ingested with the same valid/test and ``--vocab-from`` the language
   model's data folder), a model from scratch and one ``--init-from`` the language model
-  (KJV sections: the ``pocketlm run`` model, ``--kjv-run``), same shape and recipe; trained,
+  (KJV sections: the ``pocketlm run`` model, ``--kjv-run``) and its backward cells from the
+  ``--reverse`` one (``--no-backward-lm``: forward only), same shape and recipe; trained,
   exported, and measured on test through the runtime's ``Classifier`` (fp32 and int8).
 * ``tag``: WNUT-17 and the KJV names, trained, exported, and scored through the runtime's
   ``Tagger`` (Viterbi over the BIO transitions) on the raw test sentences, the pieces mapped back
   to the original tokens through the data folder's ``heads``; span-level P/R/F1, CoNLL rules
-  (``runtime/metrics.py``).
+  (``runtime/metrics.py``). From scratch, and (the KJV names; WNUT-17 with ``--tag-lm``) started
+  from the forward and backward language models as the classifiers are.
 * ``runtime``: the int8 model folder's bytes and one-thread texts/s and tokens/s of
   ``Classifier.predict`` and ``Tagger.tag_batch`` beside ``LanguageModel.score_batch`` of the
   ``pocketlm run`` model, on the same sentences (the KJV test verses), alternated rounds.
@@ -313,14 +315,14 @@ def run_tag(args: argparse.Namespace) -> None:
     for name in args.sets:
         if name not in TAG:
             continue
-        arms: list[Path | None] = [None]
-        if name == "wnut17" and args.tag_lm:
-            arms.append(language_models(args, name)[0])
+        lm, back = language_models(args, name)
+        arms: list[Path | None] = [None, lm] if name == "kjv-tag" or args.tag_lm else [None]
         for init in arms:
             data = tag_data(args, name, args.out / "lm-data" if init else None)
             options = tag_recipe(args, name)
             if init is not None:
                 options += ["--init-from", str(init), "--encoder-lr", str(args.encoder_lr)]
+                options += ["--init-backward-from", str(back)] if args.backward_lm else []
             run = f"{name}-{'lm' if init else 'scratch'}{args.suffix}"
             model, info = train_export(args, "tag", data, run, options)
             emit("tag", set=name, encoder="lm" if init else "scratch",
@@ -407,7 +409,7 @@ def main() -> None:
                         help="WNUT-17 also --init-from the modern English LM (its vocabulary)")
     parser.add_argument("--crf-iterations", type=int, default=100)
     parser.add_argument("--runtime-classifier", default="kjv-classify-1-lm")
-    parser.add_argument("--runtime-tagger", default="kjv-tag-scratch")
+    parser.add_argument("--runtime-tagger", default="kjv-tag-lm")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1234, help="draws the label fractions")
