@@ -18,8 +18,9 @@ punctuation entry (:func:`is_punctuation`) has no letter or digit and is not a s
 ``<unk>``. ``infer=False`` (``Keyboard(..., infer_punctuation=False)``) is the plain
 distribution of the text as typed.
 
-Measured on the KJV run model (docs/keyboard.md): next-word top-1 / top-3 on held-out verses
-typed without punctuation rose from 0.246 / 0.382 to 0.284 / 0.441.
+Measured on the KJV run model (docs/keyboard.md, kebbie on 200 held-out verses): next-word
+top-1 / top-3 0.25 / 0.40 read as typed, 0.29 / 0.45 with the marks inferred; keystroke savings
+58.78% → 60.90% on 2,000 verses.
 """
 
 from __future__ import annotations
