@@ -13,7 +13,8 @@ common typos on first use; for offline runs the bench writes ``~/.cache/common_t
 as ``{}`` when it is missing (so kebbie's noise model has no common-typo substitutions).
 
 Correctors (the same candidate generation and error model, runtime/keyboard.py; only the
-next-word distribution differs):
+next-word distribution differs; each infers the punctuation left out of the typed contexts,
+runtime/punctuation.py, unless ``--no-infer-punctuation``; records say which):
 
 * ``pocketlm-fp32``, ``pocketlm-int8``: the run model through the state API;
 * ``kn3``: an interpolated Kneser-Ney 3-gram (written as ARPA here, queried with ``kenlm``) over
@@ -30,8 +31,9 @@ carries ``cpu``, bench/common.py:cpu_flags):
 * ``savings``: a typist who taps a correct top-3 suggestion as soon as it shows (the tap
   includes the space) against typing every letter and space: ``1 - taps / keystrokes``;
 * ``latency``: per keystroke, ``Typing.suggestions(3)`` on one thread (the context's
-  distribution reused), p50/p95 in µs; the per-word model step beside it; the driver's peak RSS
-  (VmHWM);
+  distribution reused), p50/p95 in µs; the per-word model step beside it, and the typist's
+  finished words (``accept``/``space``: the model step with the inferred punctuation's steps);
+  the driver's peak RSS (VmHWM);
 * ``user_words``, ``user_book``: each book's held-out test verses typed as one user's text
   (one ``Typing`` per book, so the cache model of the user's last words starts empty at each
   book): the savings with the cache model (``Typing(learn=True)``, runtime/typing_session.py's
@@ -192,6 +194,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
             "user_books": held_out_books(splits) if args.user_words else {},
             "grid": [[w, n] for w in args.cache_weights for n in args.cache_windows],
             "correctors": args.correctors, "seed": args.seed, "kebbie": not args.no_kebbie,
+            "infer_punctuation": args.infer_punctuation,
             "precisions": {"pocketlm-fp32": "fp32", "pocketlm-int8": "int8"}}
 
 
@@ -216,6 +219,9 @@ def main() -> None:
     parser.add_argument("--correctors", nargs="+",
                         default=["pocketlm-fp32", "pocketlm-int8", "kn3", "unigram"])
     parser.add_argument("--no-kebbie", action="store_true", help="only savings and latency")
+    parser.add_argument("--no-infer-punctuation", dest="infer_punctuation",
+                        action="store_false",
+                        help="read contexts as typed (no left-out punctuation inferred)")
     parser.add_argument("--out", help="also append the JSON lines to this file")
     parser.add_argument("--driver", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -232,6 +238,7 @@ def main() -> None:
     metrics = json.loads((Path(job["model"]) / "manifest.json").read_text()).get("metrics")
     header = {"record": "config", "model": job["model"], "model_metrics": metrics,
               "sentences": len(job["sentences"]), "seed": args.seed, "kebbie": job["kebbie"],
+              "infer_punctuation": job["infer_punctuation"],
               "user_books": {k: len(v) for k, v in job["user_books"].items()},
               "grid": job["grid"], "correctors": args.correctors,
               "machine": machine(), "cpu": cpu}

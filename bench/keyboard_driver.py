@@ -81,36 +81,36 @@ def make_keyboard(name: str, job: dict[str, Any]) -> Keyboard:
     precision = job["precisions"].get(name, "fp32")
     lm_source = LMSource(LanguageModel(job["model"], precision=precision, threads=1,
                                        verify=False))
+    infer = job.get("infer_punctuation", True)
     if name.startswith("pocketlm"):
-        return Keyboard(lm_source)
+        return Keyboard(lm_source, infer_punctuation=infer)
     if name == "kn3":
-        return Keyboard(KenLMSource(job["arpa"], lm_source))
+        return Keyboard(KenLMSource(job["arpa"], lm_source), infer_punctuation=infer)
     if name == "unigram":
-        return Keyboard(UnigramSource(job["unigram"], lm_source))
+        return Keyboard(UnigramSource(job["unigram"], lm_source), infer_punctuation=infer)
     raise SystemExit(f"unknown corrector {name!r}: pocketlm-fp32, pocketlm-int8, kn3, unigram")
 
 
 class Contexts:
-    """The distribution after a context string, advancing from the last context when the new
-    one extends it (kebbie's contexts grow a word at a time)."""
+    """The distribution the keyboard ranks with after a context string (``Keyboard.context``'s:
+    the runtime's contexts, left-out punctuation inferred unless the keyboard was built
+    without), advancing from the last context when the new one extends it (kebbie's contexts
+    grow a word at a time)."""
 
     def __init__(self, keyboard: Keyboard) -> None:
         self.keyboard = keyboard
         self.source = keyboard.source
         self.tokens: list[int] = []
-        self.state = self.source.begin()
-        self.lp = self.source.logprobs(self.state)
+        self.context = keyboard.inference.begin()
 
     def logprobs(self, context: str) -> np.ndarray:
         tokens = self.source.tokenize(context)
         if tokens[:len(self.tokens)] != self.tokens:
-            self.tokens, self.state = [], self.source.begin()
+            self.tokens, self.context = [], self.keyboard.inference.begin()
         for t in tokens[len(self.tokens):]:
-            self.state = self.source.advance(self.state, t)
-        if tokens != self.tokens or not tokens:
-            self.lp = self.source.logprobs(self.state)
+            self.context = self.keyboard.inference.advance(self.context, t)
         self.tokens = tokens
-        return self.lp
+        return self.context.ranked
 
 
 def _profiled(call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -248,11 +248,13 @@ def drive(job: dict[str, Any]) -> None:
     for name in job["correctors"]:
         kb = make_keyboard(name, job)
         sentences = [typist_words(s) for s in job["sentences"]]
+        infer = kb.inference.infer
         t0 = time.perf_counter()
         timings: list[float] = []
-        result = savings(Typing(kb, learn=False), sentences, timings=timings)
-        emit("savings", corrector=name, sentences=len(sentences), seconds=round(
-            time.perf_counter() - t0, 1), **result)
+        finished: list[float] = []
+        result = savings(Typing(kb, learn=False), sentences, timings=timings, steps=finished)
+        emit("savings", corrector=name, infer_punctuation=infer, sentences=len(sentences),
+             seconds=round(time.perf_counter() - t0, 1), **result)
         steps: list[float] = []
         state = kb.source.begin()
         for t in kb.source.tokenize(" ".join(sentences[:50]))[:2000]:
@@ -260,11 +262,13 @@ def drive(job: dict[str, Any]) -> None:
             state = kb.source.advance(state, t)
             kb.source.logprobs(state)
             steps.append(time.perf_counter() - t0)
-        emit("latency", corrector=name, keystrokes=len(timings),
+        emit("latency", corrector=name, infer_punctuation=infer, keystrokes=len(timings),
              suggest_p50_us=round(percentile(timings, 50) * 1e6, 1),
              suggest_p95_us=round(percentile(timings, 95) * 1e6, 1),
              word_step_p50_us=round(percentile(steps, 50) * 1e6, 1),
              word_step_p95_us=round(percentile(steps, 95) * 1e6, 1),
+             finish_word_p50_us=round(percentile(finished, 50) * 1e6, 1),
+             finish_word_p95_us=round(percentile(finished, 95) * 1e6, 1),
              peak_rss_mb=peak_rss_mb())
         user = job["user_books"]
         if not user:
@@ -294,5 +298,6 @@ def drive(job: dict[str, Any]) -> None:
         results = evaluate(kebbie_corrector(name, job), dataset={"kjv": job["sentences"]},
                            n_proc=1, seed=job["seed"])
         results.pop("most_common_mistakes", None)
-        emit("kebbie", corrector=name, sentences=len(job["sentences"]),
+        emit("kebbie", corrector=name, infer_punctuation=job.get("infer_punctuation", True),
+             sentences=len(job["sentences"]),
              seconds=round(time.perf_counter() - t0, 1), results=results)

@@ -18,6 +18,12 @@ typed letters (a length and letter-count filter first, over a [V, 27] count matr
 :func:`~pocketlm.runtime.qwerty.channel_logprob`) ranked by ln P_LM(word | context) + ln
 P(typed | word). The typed word itself is always a candidate with channel cost 0 (an unknown
 one scored ln P(<unk>) + :data:`UNKNOWN_SPELLING_LOGPROB`), so a likely typed word is kept.
+
+Both read the context as a typist leaves it, without punctuation: where one word follows another
+with no mark between them, the likeliest left-out marks are inferred
+(:mod:`~pocketlm.runtime.punctuation`: the context advanced through a mark when it makes the next
+word likelier, and the next word ranked by its probability marginalised over the marks).
+``Keyboard(source, infer_punctuation=False)`` reads the context exactly as typed.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import numpy as np
 
 from .artifact import InputError
 from .core import clean_text
+from .punctuation import Context, PunctuationInference, is_special
 from .qwerty import channel_logprob
 
 #: Letters with their own column in the letter-count filter; anything else counts in column 26.
@@ -118,8 +125,7 @@ class Suggestion:
 def is_word(entry: str) -> bool:
     """A vocabulary entry a keyboard offers by default: it has a letter and is not a special
     like ``<unk>``."""
-    special = len(entry) > 2 and entry[0] == "<" and entry[-1] == ">"
-    return not special and any(ch.isalpha() for ch in entry)
+    return not is_special(entry) and any(ch.isalpha() for ch in entry)
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -241,21 +247,31 @@ class Keyboard:
     >>> kb = Keyboard(LMSource(LanguageModel("runs/kjv/model")))   # doctest: +SKIP
     >>> [s.word for s in kb.suggest("and the lord", "sa")]          # doctest: +SKIP
     ['said', 'saith', 'sanctified']
+
+    ``punctuation``/``specials`` offer those entries too; ``infer_punctuation`` (default on)
+    infers the marks a typist leaves out between the context's words (module docstring).
     """
 
     def __init__(self, source: NextWordModel, punctuation: bool = False,
-                 specials: bool = False) -> None:
+                 specials: bool = False, infer_punctuation: bool = True) -> None:
         self.source = source
+        self.inference = PunctuationInference(source, infer_punctuation)
         self.index = PrefixIndex(source.vocabulary, punctuation, specials)
         self.corrections_index = (self.index if not (punctuation or specials)
                                   else PrefixIndex(source.vocabulary))
 
+    def context(self, text: str) -> Context:
+        """The :class:`~pocketlm.runtime.punctuation.Context` after ``text`` (from the start of
+        a sentence), the marks left out between its words inferred unless
+        ``infer_punctuation=False``; its ``ranked`` is what :meth:`suggest` ranks with."""
+        context = self.inference.begin()
+        for token in self.source.tokenize(_text(text, "context")):
+            context = self.inference.advance(context, token)
+        return context
+
     def state(self, context: str) -> Any:
-        """The source's state after ``context`` (from the start of a sentence)."""
-        state = self.source.begin()
-        for token in self.source.tokenize(_text(context, "context")):
-            state = self.source.advance(state, token)
-        return state
+        """The source's state after ``context`` (:meth:`context`'s)."""
+        return self.context(context).state
 
     def complete(self, logprobs: np.ndarray, prefix: str, k: int = 3) -> list[Suggestion]:
         """:meth:`suggest` on a distribution already computed (a typing session's)."""
@@ -265,7 +281,7 @@ class Keyboard:
     def suggest(self, context: str, prefix: str = "", k: int = 3) -> list[Suggestion]:
         """The ``k`` likeliest next words after ``context`` that start with ``prefix``."""
         _text(prefix, "prefix")
-        return self.complete(self.source.logprobs(self.state(context)), prefix, k)
+        return self.complete(self.context(context).ranked, prefix, k)
 
     def corrections(self, logprobs: np.ndarray, typed: str, k: int = 3) -> list[Suggestion]:
         """:meth:`correct` on a distribution already computed."""
@@ -291,7 +307,7 @@ class Keyboard:
         """The ``k`` likeliest words the user meant by ``typed`` after ``context``, best first:
         ln P_LM(word | context) + ln P(typed | word) (:mod:`~pocketlm.runtime.qwerty`)."""
         _text(typed, "typed")
-        return self.corrections(self.source.logprobs(self.state(context)), typed, k)
+        return self.corrections(self.context(context).ranked, typed, k)
 
 
 def _text(value: object, name: str) -> str:

@@ -29,7 +29,7 @@ import click
 
 from . import inputs
 from .group import json_option, open_language_model, model_option, precision_option, threads_option
-from .keyboard import Suggestion, keyboard
+from .keyboard import Keyboard, LMSource, Suggestion, keyboard
 from .typing_session import Typing
 
 #: Keys of the interactive mode: take the first suggestion, delete, end.
@@ -51,26 +51,32 @@ def _rows(found: list[Suggestion]) -> list[dict[str, Any]]:
               help="How many words to show.")
 @click.option("--interactive", is_flag=True,
               help="Type and see suggestions as you go (stdin lines when not a terminal).")
+@click.option("--no-infer-punctuation", "infer_punctuation", is_flag=True, flag_value=False,
+              default=True,
+              help="Read the context as typed: infer no punctuation left out between words.")
 @precision_option
 @threads_option
 @json_option
 def suggest(model_dir: Path, contexts: tuple[str, ...], prefix: str, typed: str | None, k: int,
-            interactive: bool, precision: str, threads: int | None, as_json: bool) -> None:
+            interactive: bool, infer_punctuation: bool, precision: str, threads: int | None,
+            as_json: bool) -> None:
     """The K likeliest next words after each CONTEXT (or stdin line), with ln P.
 
-    Exact over the vocabulary (lower-cased; no punctuation or specials). See docs/keyboard.md.
+    Exact over the vocabulary (lower-cased; no punctuation or specials). Punctuation left out
+    between the context's words is inferred (--no-infer-punctuation: read as typed). See
+    docs/keyboard.md.
     """
     lm = open_language_model(model_dir, precision, threads)
+    kb = keyboard(lm) if infer_punctuation else Keyboard(LMSource(lm), infer_punctuation=False)
     if interactive:
         if contexts:
             raise click.UsageError("--interactive reads the keyboard; give no CONTEXT")
-        session = Typing(lm)
+        session = Typing(kb)
         if sys.stdin.isatty() and sys.stdout.isatty():
             _terminal(session, k)
         else:
             _scripted(session, k, as_json)
         return
-    kb = keyboard(lm)
     for context in inputs.sentences(contexts, "suggest"):
         found = (kb.suggest(context, prefix, k) if typed is None
                  else kb.correct(context, typed, k))

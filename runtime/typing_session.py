@@ -9,9 +9,18 @@ already computed through the keyboard's prefix index::
                                                         logprobs = P(. | <eos> ... and)
     backspace() at a word's start   re-opens "and"     state, logprobs restored (no model run)
 
+Punctuation the user leaves out is inferred as the keyboard's context strings infer it
+(:mod:`~pocketlm.runtime.punctuation`, on unless the keyboard was built with
+``infer_punctuation=False``): a finished word also advances the model through the likeliest
+marks after it (at most ``PUNCTUATION_CANDIDATES`` more steps, once per finished word), the
+next word is ranked by its probability marginalised over them, and when it is finished it is
+advanced from the mark's state if the mark made it likelier. A mark the user types is taken as
+typed, and nothing is inferred next to it. Keystrokes cost the same: they filter the kept
+distribution.
+
 Learning (a unigram cache model, interpolated with the language model): the session counts the
 last :data:`CACHE_WINDOW` words the user finished, vocabulary words and unknown ones (a name, a
-place) alike, and the next-word distribution becomes::
+place) alike, and the next-word distribution (P_LM: the one above, marks inferred) becomes::
 
     P(w) = (1 - λ) P_LM(w) + λ c(w) / C                        w in the vocabulary
     P(u) = (1 - λ) P_LM(<unk>) c(u) / U + λ c(u) / C           u a word the vocabulary lacks
@@ -40,6 +49,7 @@ import numpy as np
 
 from .artifact import InputError
 from .keyboard import Keyboard, PrefixIndex, Suggestion, is_word, keyboard
+from .punctuation import Context
 
 #: λ, the cache model's weight in the mixture with the language model (module docstring).
 CACHE_WEIGHT = 0.05
@@ -50,8 +60,7 @@ CACHE_WINDOW = 100
 @dataclass(frozen=True)
 class _Unit:
     text: str             # what was typed for it (a word or one punctuation mark)
-    state: Any            # the source's state before it
-    logprobs: np.ndarray  # and that state's distribution
+    context: Context      # the context before it (state, distributions)
     cached: str | None    # the entry it added to the cache window
     evicted: tuple[str, int] | None  # the entry (and its id) that fell out for it
 
@@ -100,8 +109,18 @@ class Typing:
         self._mixture: _Mixture | None = None
         self.units: list[_Unit] = []
         self.partial = ""
-        self.state = self.source.begin()
-        self.logprobs = self.source.logprobs(self.state)
+        self.context = self.keyboard.inference.begin()
+
+    @property
+    def state(self) -> Any:
+        """The source's state after the finished words (left-out marks inferred)."""
+        return self.context.state
+
+    @property
+    def logprobs(self) -> np.ndarray:
+        """The language model's next-word distribution after the finished words, marginalised
+        over the left-out marks (before the cache model is mixed in)."""
+        return self.context.ranked
 
     @property
     def user_words(self) -> Counter[str]:
@@ -136,7 +155,7 @@ class Typing:
             self.partial = self.partial[:-1]
         elif self.units:
             unit = self.units.pop()
-            self.state, self.logprobs = unit.state, unit.logprobs
+            self.context = unit.context
             self.partial = unit.text[:-1]
             if unit.cached is not None:
                 self.window.pop()
@@ -164,8 +183,7 @@ class Typing:
     def reset(self) -> None:
         """Start a new text (the cache window is kept)."""
         self.units, self.partial = [], ""
-        self.state = self.source.begin()
-        self.logprobs = self.source.logprobs(self.state)
+        self.context = self.keyboard.inference.begin()
         self._mixture = None
 
     def _commit(self, word: str) -> None:
@@ -183,10 +201,9 @@ class Typing:
                 entry = self.window.popleft()
                 evicted = (entry, self._ids[entry])
                 self._count(entry, -1)
-        self.units.append(_Unit(word, self.state, self.logprobs, cached, evicted))
+        self.units.append(_Unit(word, self.context, cached, evicted))
         for token in tokens:
-            self.state = self.source.advance(self.state, token)
-        self.logprobs = self.source.logprobs(self.state)
+            self.context = self.keyboard.inference.advance(self.context, token)
         self._mixture = None
 
     def _count(self, entry: str, step: int) -> None:

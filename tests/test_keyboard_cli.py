@@ -1,5 +1,5 @@
 """runtime/keyboard_cli.py: `pocketlm suggest` one shot, --correct, --json, stdin contexts, the
-scripted --interactive mode, and its one-line errors."""
+scripted --interactive mode, --no-infer-punctuation, and its one-line errors."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from pocketlm.runtime import LanguageModel
 from pocketlm.runtime.cli import cli
-from pocketlm.runtime.keyboard import keyboard
+from pocketlm.runtime.keyboard import Keyboard, LMSource, keyboard
 
 
 def ok(*args: str, input: str | None = None) -> Result:
@@ -29,6 +29,18 @@ def test_suggest_matches_the_api(toy_model: Path) -> None:
                         "--k", "2", "--json").output)
     assert got["context"] == "the old" and [s["word"] for s in got["suggestions"]] == \
         [s.word for s in want]
+
+
+def test_punctuation_inferred_unless_switched_off(toy_model: Path) -> None:
+    lm, context = LanguageModel(toy_model), "the cat sees the ball the dog likes a tree"
+    plain = Keyboard(LMSource(lm), infer_punctuation=False)
+    for flags, kb in (([], keyboard(lm)), (["--no-infer-punctuation"], plain)):
+        got = json.loads(ok("suggest", "--model", str(toy_model), context, "--k", "4", "--json",
+                            *flags).output)["suggestions"]
+        want = kb.suggest(context, "", 4)
+        assert [s["word"] for s in got] == [s.word for s in want]
+        assert [s["logprob"] for s in got] == [s.logprob for s in want]
+    assert keyboard(lm).context(context).branches  # a mark was inferred after "tree"
 
 
 def test_correct_and_stdin_contexts(toy_model: Path) -> None:

@@ -4,6 +4,7 @@ any next-word source."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,22 @@ def lm(toy_model: Path) -> LanguageModel:
     return LanguageModel(toy_model)
 
 
-def _brute(lm: LanguageModel, context: str, prefix: str) -> list[tuple[str, float]]:
-    state = lm.begin()
-    for token in lm.tokenize(context):
-        state = lm.advance(state, token)[1]
-    rows = [(lm.token_text(i), float(lp)) for i, lp in enumerate(state.logprobs[0])]
+@functools.lru_cache(maxsize=4)
+def plain_keyboard(lm: LanguageModel) -> Keyboard:
+    """The keyboard that reads contexts as typed (no inferred punctuation)."""
+    return Keyboard(LMSource(lm), infer_punctuation=False)
+
+
+def _brute(lm: LanguageModel, context: str, prefix: str,
+           infer: bool = True) -> list[tuple[str, float]]:
+    if infer:  # the distribution the keyboard ranks with (tests/test_runtime_punctuation.py)
+        logprobs = keyboard(lm).context(context).ranked
+    else:
+        state = lm.begin()
+        for token in lm.tokenize(context):
+            state = lm.advance(state, token)[1]
+        logprobs = state.logprobs[0]
+    rows = [(lm.token_text(i), float(lp)) for i, lp in enumerate(logprobs)]
     rows = [r for r in rows if is_word(r[0]) and r[0].startswith(prefix.lower())]
     return sorted(rows, key=lambda r: (-r[1], r[0]))
 
@@ -49,10 +61,11 @@ def _brute(lm: LanguageModel, context: str, prefix: str) -> list[tuple[str, floa
        k=st.integers(0, 12))
 def test_suggest_is_the_top_of_a_full_sort(lm: LanguageModel, context: str, prefix: str,
                                            k: int) -> None:
-    got = [(s.word, s.logprob) for s in keyboard(lm).suggest(context, prefix, k)]
-    want = _brute(lm, context, prefix)[:k]
-    assert [w for w, _ in got] == [w for w, _ in want]
-    np.testing.assert_allclose([lp for _, lp in got], [lp for _, lp in want], atol=1e-6)
+    for kb, infer in ((keyboard(lm), True), (plain_keyboard(lm), False)):
+        got = [(s.word, s.logprob) for s in kb.suggest(context, prefix, k)]
+        want = _brute(lm, context, prefix, infer)[:k]
+        assert [w for w, _ in got] == [w for w, _ in want]
+        np.testing.assert_allclose([lp for _, lp in got], [lp for _, lp in want], atol=1e-6)
 
 
 def test_suggest_words_only_unless_asked(lm: LanguageModel) -> None:
@@ -98,9 +111,11 @@ def test_correct_keeps_a_likely_word_and_fixes_a_neighbour_typo(lm: LanguageMode
     assert kb.correct("the", "czt")[0].word == "cat"              # z beside a
     assert kb.correct("the cat", "sese")[0].word == "sees"        # a transposition
     unknown = [s for s in kb.correct("the", "xqzvw") if s.word == "xqzvw"]
-    state = kb.state("the")
     assert unknown[0].logprob == pytest.approx(
-        float(state.logprobs[0, lm.unk_id]) + UNKNOWN_SPELLING_LOGPROB)
+        float(kb.context("the").ranked[lm.unk_id]) + UNKNOWN_SPELLING_LOGPROB)
+    plain = [s for s in plain_keyboard(lm).correct("the", "xqzvw") if s.word == "xqzvw"]
+    assert plain[0].logprob == pytest.approx(
+        float(plain_keyboard(lm).state("the").logprobs[0, lm.unk_id]) + UNKNOWN_SPELLING_LOGPROB)
 
 
 def test_correct_ranks_by_lm_plus_channel(lm: LanguageModel) -> None:

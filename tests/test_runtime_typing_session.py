@@ -1,7 +1,8 @@
 """runtime/typing_session.py: keystrokes against the distribution of the finished words,
 backspace across words, accepting suggestions, the cache model of the user's last words (exact
 top k against a brute-force sort of the mixture, a repeated word rises, the window slides and
-backspace undoes it)."""
+backspace undoes it), the left-out punctuation inferred as the keyboard infers it (model steps
+once per finished word, none per keystroke; off: the plain distribution)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import numpy as np
 import pytest
 
 from pocketlm.runtime import InputError, LanguageModel
-from pocketlm.runtime.keyboard import UNKNOWN_SPELLING_LOGPROB, is_word, keyboard
+from pocketlm.runtime.keyboard import (UNKNOWN_SPELLING_LOGPROB, Keyboard, LMSource, is_word,
+                                       keyboard)
+from pocketlm.runtime.punctuation import PUNCTUATION_CANDIDATES
 from pocketlm.runtime.qwerty import channel_logprob
 from pocketlm.runtime.typing_session import CACHE_WEIGHT, Typing
 
@@ -161,3 +164,47 @@ def test_the_window_slides_and_backspace_undoes_it(lm: LanguageModel) -> None:
                 {"cache_window": 2.5}):
         with pytest.raises(InputError):
             Typing(lm, **bad)  # type: ignore[arg-type]
+
+
+class CountingSource(LMSource):
+    """The real source, counting the model steps it takes."""
+
+    steps = 0
+
+    def advance(self, state: object, token: int) -> object:
+        self.steps += 1
+        return super().advance(state, token)
+
+
+@pytest.mark.parametrize("infer", [True, False])
+def test_left_out_punctuation_as_the_keyboard_infers_it(lm: LanguageModel, infer: bool) -> None:
+    """Each keystroke's suggestions equal Keyboard.suggest on the text so far (inferred marks
+    included, or not when off); the model steps only when a word is finished, at most
+    1 + PUNCTUATION_CANDIDATES times; backspace restores the kept context without a step."""
+    source = CountingSource(lm)
+    kb = Keyboard(source, infer_punctuation=infer)
+    typing = Typing(kb, learn=False)
+    text = "the cat sees the ball the dog likes a tree today the old man ! a bird"
+    branched = 0
+    for n, ch in enumerate(text):
+        before = source.steps
+        typing.type(ch)
+        done = " ".join(unit.text for unit in typing.units)
+        partial = typing.partial
+        if ch == "!":                          # a typed mark: one step, nothing inferred
+            assert source.steps - before == 1 and not typing.context.branches
+        elif ch == " " and text[n - 1] != "!":  # a finished word
+            assert 1 <= source.steps - before <= 1 + PUNCTUATION_CANDIDATES * infer
+            branched += bool(typing.context.branches)
+        else:
+            assert source.steps == before
+        want = Keyboard(LMSource(lm), infer_punctuation=infer).suggest(done, partial, 4)
+        got = typing.suggestions(4)
+        assert [s.word for s in got] == [s.word for s in want]
+        assert [s.logprob for s in got] == pytest.approx([s.logprob for s in want], abs=1e-6)
+    assert (branched > 0) == infer
+    kept, steps = typing.context, source.steps
+    typing.type(" ")
+    typing.backspace()
+    typing.backspace()
+    assert typing.context is kept and source.steps == steps + 1 + len(kept.branches)

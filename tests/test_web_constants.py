@@ -1,7 +1,7 @@
 """web/tools/constants.py: web/src/constants.js is what the script writes from the Python
 declarations (format version, scoring budgets, sampling defaults and limits, the keyboard's edit
-costs and cache model), so a setting changed in Python only fails here until the JavaScript file
-is regenerated."""
+costs, cache model and inferred punctuation), so a setting changed in Python only fails here
+until the JavaScript file is regenerated."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 
 from pocketlm.runtime.artifact import FORMAT_VERSION
 from pocketlm.runtime.keyboard import MAX_EDITS
+from pocketlm.runtime.punctuation import PUNCTUATION_CANDIDATES, PUNCTUATION_MIN_PROB
 from pocketlm.runtime.qwerty import EDIT_LOGPROB
 from pocketlm.runtime.sampling import DEFAULTS, SamplingConfig
 from pocketlm.runtime.typing_session import CACHE_WEIGHT, CACHE_WINDOW
@@ -57,6 +58,9 @@ def test_every_setting_and_limit_is_written(constants: ModuleType) -> None:
     assert f"export const CACHE_WEIGHT = {constants.js_value(CACHE_WEIGHT)};" in text
     assert f"export const CACHE_WINDOW = {CACHE_WINDOW};" in text
     assert f"export const MAX_EDITS = {MAX_EDITS};" in text
+    assert f"export const PUNCTUATION_CANDIDATES = {PUNCTUATION_CANDIDATES};" in text
+    assert f"export const PUNCTUATION_MIN_PROB = {constants.js_value(PUNCTUATION_MIN_PROB)};" \
+        in text
     assert all(f"  {name}: {constants.js_value(v)}," in text for name, v in EDIT_LOGPROB.items())
 
 

@@ -8,7 +8,9 @@ import * as ort from 'onnxruntime-web';
 import { openModel } from './model.js';
 
 export * from './errors.js';
-export { Keyboard, PrefixIndex, Typing, channelLogprob } from './keyboard.js';
+export { Keyboard, PrefixIndex, Typing } from './keyboard.js';
+export { PunctuationInference, isPunctuation } from './punctuation.js';
+export { channelLogprob } from './qwerty.js';
 export { LanguageModel, State, detokenize } from './model.js';
 export { SplitMix64, pick } from './sampling.js';
 export { Classifier, Tagger, bioSpans, viterbi } from './tasks.js';

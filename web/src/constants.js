@@ -2,8 +2,9 @@
 // FORMAT_VERSION: pocketlm.runtime.artifact; BATCH_FLOATS, SCORE_BUDGET:
 // pocketlm.runtime.scoring; SAMPLING: the generation settings of
 // pocketlm.runtime.sampling.SamplingConfig, with their defaults and limits;
-// EDIT_LOGPROB ... CACHE_WINDOW: the keyboard's edit costs (pocketlm.runtime.qwerty,
-// .keyboard) and its typing session's cache model (.typing_session).
+// EDIT_LOGPROB ... PUNCTUATION_MIN_PROB: the keyboard's edit costs
+// (pocketlm.runtime.qwerty, .keyboard), its typing session's cache model
+// (.typing_session) and its inferred punctuation (.punctuation).
 
 export const FORMAT_VERSION = "1.1";
 export const BATCH_FLOATS = 8388608;
@@ -32,3 +33,5 @@ export const MAX_EDITS = 2;
 export const UNKNOWN_SPELLING_LOGPROB = -6;
 export const CACHE_WEIGHT = 0.05;
 export const CACHE_WINDOW = 100;
+export const PUNCTUATION_CANDIDATES = 2;
+export const PUNCTUATION_MIN_PROB = 0.05;

@@ -1,94 +1,27 @@
 // Keyboard suggestions, corrections and a typing session: the Python runtime's
-// runtime/keyboard.py, runtime/qwerty.py and runtime/typing_session.py, with the same words and
-// scores (docs/keyboard.md).
+// runtime/keyboard.py and runtime/typing_session.py, with the same words and scores
+// (docs/keyboard.md).
 //
 //   vocabulary -> sorted word entries + ids; a prefix is a range (binary search)
 //   suggest(context, prefix, k):  logprobs [V] after the context, top k of the range
-//   correct(context, typed, k):   words within 2 edits, ln P_LM + ln P(typed | word) (QWERTY)
+//   correct(context, typed, k):   words within 2 edits, ln P_LM + ln P(typed | word) (qwerty.js)
+//   contexts: the punctuation a typist leaves out between words inferred (punctuation.js)
 //   Typing: the model runs once per finished word; each keystroke filters the kept logprobs,
 //           mixed with a unigram cache model of the user's last CACHE_WINDOW words.
 
 import {
-  CACHE_WEIGHT, CACHE_WINDOW, EDIT_LOGPROB, MAX_EDITS, UNKNOWN_SPELLING_LOGPROB,
+  CACHE_WEIGHT, CACHE_WINDOW, MAX_EDITS, UNKNOWN_SPELLING_LOGPROB,
 } from './constants.js';
 import { InputError } from './errors.js';
+import { PunctuationInference, isSpecial } from './punctuation.js';
+import { channelLogprob } from './qwerty.js';
 import { cleanText } from './tokenizer.js';
 
-const ROWS = ['qwertyuiop', 'asdfghjkl', 'zxcvbnm'];
-const ROW_OFFSET = [0, 0.25, 0.75];
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
-
-const POSITIONS = new Map();
-ROWS.forEach((keys, row) => [...keys].forEach((ch, col) => POSITIONS.set(ch, [col + ROW_OFFSET[row], row])));
-const NEIGHBOURS = new Map();
-for (const [a, [ax, ay]] of POSITIONS) {
-  NEIGHBOURS.set(a, new Set([...POSITIONS].filter(([b, [bx, by]]) => b !== a && Math.hypot(ax - bx, ay - by) <= 1.5)
-    .map(([b]) => b)));
-}
-
-export function adjacent(a, b) {
-  return NEIGHBOURS.has(a) && NEIGHBOURS.get(a).has(b);
-}
-
-function substitution(meant, typed) {
-  if (meant === typed) return 0;
-  return EDIT_LOGPROB[adjacent(meant, typed) ? 'neighbour' : 'substitution'];
-}
-
-function insertion(typed, before, after) {
-  if (typed === before || typed === after || adjacent(typed, before) || adjacent(typed, after)) {
-    return EDIT_LOGPROB.extra_neighbour;
-  }
-  return EDIT_LOGPROB.extra;
-}
-
-/** ln P(typed | the user meant word): a weighted optimal-string-alignment distance. */
-export function channelLogprob(typedText, wordText, maxEdits = MAX_EDITS) {
-  const typed = [...typedText];
-  const word = [...wordText];
-  const n = typed.length;
-  const m = word.length;
-  if (Math.abs(n - m) > maxEdits) return -Infinity;
-  if (typedText === wordText) return 0;
-  const cost = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(-Infinity));
-  const edits = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
-  cost[0][0] = 0;
-  for (let i = 0; i <= n; i++) {
-    let rowBest = -Infinity;
-    for (let j = 0; j <= m; j++) {
-      if (i === 0 && j === 0) continue;
-      const options = [];
-      if (i && j) {
-        options.push([cost[i - 1][j - 1] + substitution(word[j - 1], typed[i - 1]),
-          edits[i - 1][j - 1] + (typed[i - 1] !== word[j - 1] ? 1 : 0)]);
-      }
-      if (i) {
-        options.push([cost[i - 1][j] + insertion(typed[i - 1], j ? word[j - 1] : '', j < m ? word[j] : ''),
-          edits[i - 1][j] + 1]);
-      }
-      if (j) options.push([cost[i][j - 1] + EDIT_LOGPROB.missing, edits[i][j - 1] + 1]);
-      if (i > 1 && j > 1 && typed[i - 1] === word[j - 2] && typed[i - 2] === word[j - 1]
-          && typed[i - 1] !== typed[i - 2]) {
-        options.push([cost[i - 2][j - 2] + EDIT_LOGPROB.transposition, edits[i - 2][j - 2] + 1]);
-      }
-      let best = -Infinity;
-      let used = 0;
-      for (const [c, e] of options) {
-        if (e <= maxEdits && c > best) { best = c; used = e; }
-      }
-      cost[i][j] = best;
-      edits[i][j] = used;
-      if (best > rowBest) rowBest = best;
-    }
-    if (rowBest === -Infinity && i) return -Infinity;
-  }
-  return cost[n][m];
-}
 
 /** A vocabulary entry offered by default: it has a letter and is not a special like <unk>. */
 export function isWord(entry) {
-  const special = entry.length > 2 && entry.startsWith('<') && entry.endsWith('>');
-  return !special && /\p{L}/u.test(entry);
+  return !isSpecial(entry) && /\p{L}/u.test(entry);
 }
 
 /** Python's string order (code points), not JavaScript's UTF-16 order. */
@@ -201,9 +134,10 @@ function checkK(k) {
 
 /** Suggestions and corrections from a LanguageModel (the Python Keyboard with LMSource). */
 export class Keyboard {
-  constructor(lm, { punctuation = false, specials = false } = {}) {
+  constructor(lm, { punctuation = false, specials = false, inferPunctuation = true } = {}) {
     this.lm = lm;
     this.vocabulary = Array.from({ length: lm.vocabSize }, (_, i) => lm.tokenizer.token(i));
+    this.inference = new PunctuationInference(lm, this.vocabulary, inferPunctuation);
     this.index = new PrefixIndex(this.vocabulary, { punctuation, specials });
     this.correctionsIndex = punctuation || specials ? new PrefixIndex(this.vocabulary) : this.index;
   }
@@ -212,10 +146,15 @@ export class Keyboard {
     return this.lm.tokenizer.normalize(cleanText(text));
   }
 
+  /** {state, logprobs, branches, ranked} after `text`, left-out marks inferred (punctuation.js). */
+  async context(text) {
+    let context = await this.inference.begin();
+    for (const id of this.lm.tokenize(checkText(text, 'context'))) context = await this.inference.advance(context, id);
+    return context;
+  }
+
   async state(context) {
-    let state = await this.lm.begin();
-    for (const id of this.lm.tokenize(checkText(context, 'context'))) [, state] = await this.lm.advance(state, id);
-    return state;
+    return (await this.context(context)).state;
   }
 
   complete(logprobs, prefix, k = 3) {
@@ -225,7 +164,7 @@ export class Keyboard {
   async suggest(context, prefix = '', k = 3) {
     checkText(prefix, 'prefix');
     checkK(k);
-    return this.complete((await this.state(context)).logprobs, prefix, k);
+    return this.complete((await this.context(context)).ranked, prefix, k);
   }
 
   corrections(logprobs, typed, k = 3) {
@@ -249,7 +188,7 @@ export class Keyboard {
   async correct(context, typed, k = 3) {
     checkText(typed, 'typed');
     checkK(k);
-    return this.corrections((await this.state(context)).logprobs, typed, k);
+    return this.corrections((await this.context(context)).ranked, typed, k);
   }
 }
 
@@ -257,6 +196,8 @@ export class Keyboard {
  * One user typing (runtime/typing_session.py): keystrokes filter the distribution kept, mixed
  * with a unigram cache model of the last `cacheWindow` finished words (weight `cacheWeight`):
  * P(w) = (1 - λ) P_LM(w) + λ c(w) / C; a word the vocabulary lacks shares P_LM(<unk>) by count.
+ * P_LM is the keyboard's context distribution: left-out marks inferred (punctuation.js) unless
+ * the keyboard was made with { inferPunctuation: false }; their steps run once per finished word.
  */
 export class Typing {
   constructor(keyboard, { learn = true, cacheWeight = CACHE_WEIGHT, cacheWindow = CACHE_WINDOW } = {}) {
@@ -278,7 +219,17 @@ export class Typing {
     this.mixture = null;
     this.units = [];
     this.partial = '';
-    this.state = null;
+    this.context = null;       // {state, logprobs, branches, ranked} after the finished words
+  }
+
+  /** The model's state after the finished words (left-out marks inferred). */
+  get state() {
+    return this.context.state;
+  }
+
+  /** The next-word distribution after the finished words, before the cache model is mixed in. */
+  get logprobs() {
+    return this.context.ranked;
   }
 
   /** A session at the start of a text: `await Typing.create(keyboard)`. */
@@ -300,7 +251,7 @@ export class Typing {
   async reset() {
     this.units = [];
     this.partial = '';
-    this.state = await this.lm.begin();
+    this.context = await this.keyboard.inference.begin();
     this.mixture = null;
   }
 
@@ -321,7 +272,7 @@ export class Typing {
       this.partial = [...this.partial].slice(0, -1).join('');
     } else if (this.units.length) {
       const unit = this.units.pop();
-      this.state = unit.state;
+      this.context = unit.context;
       this.partial = [...unit.text].slice(0, -1).join('');
       if (unit.cached !== null) {
         this.window.pop();
@@ -365,8 +316,8 @@ export class Typing {
         this._count(entry, -1);
       }
     }
-    this.units.push({ text: word, state: this.state, cached, evicted });
-    for (const id of ids) [, this.state] = await this.lm.advance(this.state, id);
+    this.units.push({ text: word, context: this.context, cached, evicted });
+    for (const id of ids) this.context = await this.keyboard.inference.advance(this.context, id);
     this.mixture = null;
   }
 
@@ -386,7 +337,7 @@ export class Typing {
     if (this.mixture === null) {
       const entries = [...this.cache.keys()];
       if (this.index === null) this.index = new PrefixIndex(entries);
-      const { logprobs } = this.state;
+      const logprobs = this.context.ranked;
       const lam = this.cacheWeight;
       let unknownTotal = 0;
       for (const [w, c] of this.cache) if (this.ids.get(w) === this.lm.unkId) unknownTotal += c;
@@ -407,7 +358,7 @@ export class Typing {
   }
 
   suggestions(k = 3) {
-    const found = this.keyboard.complete(this.state.logprobs, this.partial, k);
+    const found = this.keyboard.complete(this.context.ranked, this.partial, k);
     if (!this.cache.size) return found;
     const mix = this._mixed();
     const scale = Math.log1p(-this.cacheWeight);
@@ -417,7 +368,7 @@ export class Typing {
   }
 
   corrections(k = 3) {
-    const found = this.keyboard.corrections(this.state.logprobs, this.partial, k);
+    const found = this.keyboard.corrections(this.context.ranked, this.partial, k);
     if (!this.cache.size || !found.length) return found;
     const mix = this._mixed();
     const scale = Math.log1p(-this.cacheWeight);

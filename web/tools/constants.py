@@ -14,8 +14,10 @@ runtime, taken from their one declaration there.
       topP:     { default: 1, minimum: 0, minOpen: true, maximum: 1 }
 
 * the keyboard's: ``EDIT_LOGPROB`` (``pocketlm.runtime.qwerty``), ``MAX_EDITS``,
-  ``UNKNOWN_SPELLING_LOGPROB`` (``pocketlm.runtime.keyboard``), and the typing session's cache
-  model, ``CACHE_WEIGHT`` and ``CACHE_WINDOW`` (``pocketlm.runtime.typing_session``).
+  ``UNKNOWN_SPELLING_LOGPROB`` (``pocketlm.runtime.keyboard``), the typing session's cache
+  model, ``CACHE_WEIGHT`` and ``CACHE_WINDOW`` (``pocketlm.runtime.typing_session``), and the
+  inferred punctuation's ``PUNCTUATION_CANDIDATES`` and ``PUNCTUATION_MIN_PROB``
+  (``pocketlm.runtime.punctuation``).
 
 tests/test_web_constants.py fails when the file differs from what this script writes.
 """
@@ -30,6 +32,7 @@ from typing import Any
 
 from pocketlm.runtime.artifact import FORMAT_VERSION
 from pocketlm.runtime.keyboard import MAX_EDITS, UNKNOWN_SPELLING_LOGPROB
+from pocketlm.runtime.punctuation import PUNCTUATION_CANDIDATES, PUNCTUATION_MIN_PROB
 from pocketlm.runtime.qwerty import EDIT_LOGPROB
 from pocketlm.runtime.sampling import DEFAULTS, SamplingConfig
 from pocketlm.runtime.scoring import BATCH_FLOATS, SCORE_BUDGET
@@ -71,8 +74,9 @@ def render(defaults: SamplingConfig = DEFAULTS, version: str = FORMAT_VERSION) -
         "// FORMAT_VERSION: pocketlm.runtime.artifact; BATCH_FLOATS, SCORE_BUDGET:",
         "// pocketlm.runtime.scoring; SAMPLING: the generation settings of",
         "// pocketlm.runtime.sampling.SamplingConfig, with their defaults and limits;",
-        "// EDIT_LOGPROB ... CACHE_WINDOW: the keyboard's edit costs (pocketlm.runtime.qwerty,",
-        "// .keyboard) and its typing session's cache model (.typing_session).",
+        "// EDIT_LOGPROB ... PUNCTUATION_MIN_PROB: the keyboard's edit costs",
+        "// (pocketlm.runtime.qwerty, .keyboard), its typing session's cache model",
+        "// (.typing_session) and its inferred punctuation (.punctuation).",
         "",
         f"export const FORMAT_VERSION = {json.dumps(version)};",
         f"export const BATCH_FLOATS = {BATCH_FLOATS};",
@@ -89,6 +93,8 @@ def render(defaults: SamplingConfig = DEFAULTS, version: str = FORMAT_VERSION) -
         f"export const UNKNOWN_SPELLING_LOGPROB = {js_value(UNKNOWN_SPELLING_LOGPROB)};",
         f"export const CACHE_WEIGHT = {js_value(CACHE_WEIGHT)};",
         f"export const CACHE_WINDOW = {CACHE_WINDOW};",
+        f"export const PUNCTUATION_CANDIDATES = {PUNCTUATION_CANDIDATES};",
+        f"export const PUNCTUATION_MIN_PROB = {js_value(PUNCTUATION_MIN_PROB)};",
         "",
     ]
     return "\n".join(lines)

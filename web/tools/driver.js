@@ -13,7 +13,8 @@
 //             "typing": [keystrokes or {"keys", "cacheWeight", "cacheWindow"}, ...]
 //                       (suggestions after each; "\t" takes the first, "\b" deletes),
 //             "typist": {"sentences": [...], "k": 3, "warmup": [...]} (tools/typist.js: savings and
-//                       timings; the warmup sentences typed first, untimed)}
+//                       timings; the warmup sentences typed first, untimed),
+//             "inferPunctuation": false (the keyboard reads contexts as typed; default true)}
 //   answer:  the same keys with results; {"error": one line} for a bad folder or argument.
 
 import { readFileSync } from 'node:fs';
@@ -66,14 +67,15 @@ async function answer(request) {
     out.tag = await lm.tagBatch(request.tag);
     out.tagMs = performance.now() - t0;
   }
+  const inferPunctuation = request.inferPunctuation ?? true;
   if (request.typist) {
-    const typing = await Typing.create(new Keyboard(lm), { learn: false });
+    const typing = await Typing.create(new Keyboard(lm, { inferPunctuation }), { learn: false });
     const k = request.typist.k ?? 3;
     if (request.typist.warmup) await typist(typing, request.typist.warmup, k);
     out.typist = await typist(typing, request.typist.sentences, k);
   }
   if (request.suggest || request.correct || request.typing) {
-    const keyboard = new Keyboard(lm);
+    const keyboard = new Keyboard(lm, { inferPunctuation });
     out.suggest = [];
     for (const q of request.suggest || []) out.suggest.push(await keyboard.suggest(q.context, q.prefix ?? '', q.k ?? 3));
     out.correct = [];
