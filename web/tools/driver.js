@@ -9,6 +9,8 @@
 //             "fullScores": sentence, "rank": [candidate, ...], "timing": true,
 //             "pieces": [text, ...] (with "tokenizer"), "features": [word, ...],
 //             "classify": [text, ...], "topK": 1, "logProbs": [text, ...], "tag": [text, ...],
+//             "repeats": n (classify and tag run n more times after the answer's run, each timed:
+//                       "classifyRunsMs", "tagRunsMs"),
 //             "suggest": [{"context", "prefix", "k"}, ...], "correct": [{"context", "typed", "k"}],
 //             "typing": [keystrokes or {"keys", "cacheWeight", "cacheWindow"}, ...]
 //                       (suggestions after each; "\t" takes the first, "\b" deletes),
@@ -20,6 +22,17 @@
 import { readFileSync } from 'node:fs';
 import { features, Keyboard, loadModel, oneLine, PocketLMError, Tokenizer, Typing } from '../src/node.js';
 import { typist } from './typist.js';
+
+/** ms of each of `n` further calls of `run` (none when `n` is not given). */
+async function timedRuns(n, run) {
+  const ms = [];
+  for (let i = 0; i < (n || 0); i++) {
+    const t0 = performance.now();
+    await run();
+    ms.push(performance.now() - t0);
+  }
+  return ms;
+}
 
 async function answer(request) {
   const out = {};
@@ -60,12 +73,14 @@ async function answer(request) {
     const t0 = performance.now();
     out.classify = await lm.predict(request.classify, { topK: request.topK || 1 });
     out.classifyMs = performance.now() - t0;
+    out.classifyRunsMs = await timedRuns(request.repeats, () => lm.predict(request.classify, { topK: request.topK || 1 }));
   }
   if (request.logProbs) out.logProbs = (await lm.logProbs(request.logProbs)).map((v) => Array.from(v));
   if (request.tag) {
     const t0 = performance.now();
     out.tag = await lm.tagBatch(request.tag);
     out.tagMs = performance.now() - t0;
+    out.tagRunsMs = await timedRuns(request.repeats, () => lm.tagBatch(request.tag));
   }
   const inferPunctuation = request.inferPunctuation ?? true;
   if (request.typist) {
