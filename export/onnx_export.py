@@ -173,7 +173,8 @@ def export(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[str],
             onnx.checker.check_model(str(tmp / spec["files"]["fp32"]), full_check=True)
         precisions, int8_scales = {"fp32": graphs.graph_files("fp32")}, None
         if config.int8:
-            from .quantize import calibration_tokens, quantize_graphs
+            from .calibration import calibration_tokens
+            from .quantize import quantize_graphs
 
             precisions["int8"] = graphs.graph_files("int8")
             int8_scales = quantize_graphs(tmp, {name: (graph_specs[name]["files"]["fp32"], file)

@@ -1,20 +1,19 @@
 """int8 variants of the exported graphs: int8 weights (embedding table included), and
-activation scales fixed once at export, so the step and the score graph compute one function.
+activation scales fixed once at export, so that each int8 graph computes one function (the same
+numbers for a text alone or in any batch, from the step graph or the score graph).
 
 ``quantize_dynamic`` writes graphs that pick each activation's scale at run time, from the tensor
-at hand: the score graph from all the tokens of a batch, the step graph from one row, so a
-sentence stepped with ``advance`` and the same sentence scored differed (0.46 nats on the run
-model). :func:`quantize_graphs` starts from its graphs and removes every run-time choice::
+at hand, so a text's numbers would depend on its batch, its graph and its runtime.
+:func:`quantize_graphs` (a language model's step and score graphs) and :func:`quantize_graph` (a
+classifier's or a tagger's graph) start from its graphs and remove every run-time choice: LSTM
+layers multiply their int8 weights in float (:func:`float_lstm`; onnxruntime's
+``DynamicQuantizeLSTM`` cannot take fixed scales, and the runtime's session folds the
+dequantisation at load), then every activation's scale is calibrated once on training data and
+written as a constant (export/calibration.py)::
 
-    DynamicQuantizeLinear(x)        ─▶ QuantizeLinear(x, scale, zero point)   constants from
-    MatMulInteger ─▶ Cast ─▶ Mul    ─▶ MatMulIntegerToFloat                    the calibration
     DynamicQuantizeLSTM(W, R int8)  ─▶ LSTM(DequantizeLinear(W), DequantizeLinear(R))
-
-The calibration runs the score graph once on training text (:func:`calibration_tokens`,
-[rows, length] token ids) and takes each quantised activation's range; activations that feed
-the same weights get the same scale in both graphs (the adaptive output's head and tails read
-one). onnxruntime's ``DynamicQuantizeLSTM`` cannot take fixed scales, so LSTM weights are stored
-int8 and multiplied in float (the runtime's session folds the dequantisation at load).
+    DynamicQuantizeLinear(x)        ─▶ QuantizeLinear(x, scale, zero point)
+    MatMulInteger ─▶ Cast ─▶ Mul    ─▶ MatMulIntegerToFloat
 
 Integer products' weights are quantised to 7 bits (``reduce_range``: signed values in [-64, 64])
 so that no integer kernel can saturate. Activations are unsigned 8-bit (0..255); on x86 CPUs
@@ -38,7 +37,6 @@ feeds the embedding from it through a ``Transpose`` that onnxruntime folds when 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -48,7 +46,8 @@ from typing import Any
 import numpy as np
 
 from pocketlm.runtime import graphs
-from pocketlm.runtime.artifact import EOS_ID
+
+from .calibration import calibrate_graphs
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +58,6 @@ QUANTIZED_OPS = ["MatMul", "Gemm", "LSTM", "Gather"]
 #: The options of ``quantize_dynamic`` that export uses: per-tensor 7-bit signed weights.
 QUANTIZE_OPTIONS: dict[str, Any] = dict(op_types_to_quantize=QUANTIZED_OPS, per_channel=False,
                                         reduce_range=True)
-
-#: Calibration text: rows of this many tokens, each from the zero state.
-CALIBRATION_ROWS, CALIBRATION_LENGTH = 128, 48
 
 #: The largest |int8 weight| that no kernel saturates on: uint8 activations (<= 255) times two
 #: such weights sum to 2*255*64 = 32640, inside vpmaddubsw's int16 (<= 32767).
@@ -77,40 +73,44 @@ def quantize_graphs(folder: str | os.PathLike[str], files: dict[str, tuple[str, 
     """Write an int8 copy of each graph in ``folder``: ``files`` maps a graph name
     (:data:`pocketlm.runtime.graphs.GRAPHS`) to its (fp32 file, int8 file). The activation
     scales are calibrated once, by running the score graph on ``calibration`` (token ids
-    ``[rows, length]`` and where they come from: :func:`calibration_tokens`), and written as
-    constants into every graph (see the module docstring). Returns what the manifest records:
-    where the calibration text came from, its shape, and each activation range."""
-    import onnx
-
+    ``[rows, length]`` and where they come from: :func:`.calibration.calibration_tokens`), and
+    written as constants into every graph. Returns what the manifest records: where the
+    calibration text came from, its shape, and each activation range."""
     folder = Path(folder)
     models = {name: _quantize_dynamic(folder / source) for name, (source, _) in files.items()}
-    groups = _activation_groups(models.values())
     tokens, origin = calibration
-    ranges = calibrate(models[graphs.SCORE], groups, tokens)
+    tokens = np.asarray(tokens, dtype=np.int64)
+    lengths = np.full(len(tokens), tokens.shape[1], dtype=np.int64)
+    ranges = calibrate_graphs(models, graphs.SCORE, {graphs.TOKENS: tokens,
+                                                     graphs.LENGTHS: lengths})
     for name, model in models.items():
-        fix_activation_scales(model, groups, ranges)
-        fuse_integer_matmuls(model)
-        source, target = (folder / f for f in files[name])
-        _check_saturation(model, target)
-        onnx.save(model, str(target))
-        log.info("quantised %s: %d -> %d bytes", source.name, os.path.getsize(source),
-                 os.path.getsize(target))
-    return {"calibration": {"text": origin, "tokens": list(tokens.shape)},
-            "activation_ranges": sorted([round(lo, 6), round(hi, 6)] for lo, hi in
-                                        ranges.values())}
+        _save(model, folder / files[name][0], folder / files[name][1])
+    return {"calibration": {"text": origin, "tokens": list(tokens.shape)}, **ranges}
 
 
-def quantize_graph(source: Path, target: Path) -> None:
+def quantize_graph(source: Path, target: Path,
+                   calibration: tuple[dict[str, np.ndarray], dict[str, Any]]) -> dict[str, Any]:
     """Write an int8 copy of the one graph at ``source`` (a classifier's or a tagger's) to
-    ``target``: ``quantize_dynamic`` with its run-time activation scales and integer LSTM
-    layers, which are right for a model folder with a single graph (nothing to agree with),
-    without the intermediate shapes the quantiser records (7 KB of a tagger's graph)."""
+    ``target``, its activation scales calibrated once by running it on ``calibration`` (the
+    graph's inputs by name, and what to record of them:
+    :func:`.calibration.task_calibration_feeds`), without the intermediate shapes the quantiser
+    records (7 KB of a tagger's graph). Returns what the manifest records: the calibration's
+    description and each activation range."""
+    model = _quantize_dynamic(source)
+    del model.graph.value_info[:]   # shapes the quantiser inferred: onnxruntime infers its own
+    feeds, described = calibration
+    ranges = calibrate_graphs({"graph": model}, "graph", feeds)
+    _save(model, source, target)
+    return {"calibration": described, **ranges}
+
+
+def _save(model: Any, source: Path, target: Path) -> None:
     import onnx
 
-    model = _quantize_dynamic(source, integer_lstm=True)
-    del model.graph.value_info[:]   # shapes the quantiser inferred: onnxruntime infers its own
     _check_saturation(model, target)
     onnx.save(model, str(target))
+    log.info("quantised %s: %d -> %d bytes", source.name, os.path.getsize(source),
+             os.path.getsize(target))
 
 
 def _check_saturation(model: Any, target: Path) -> None:
@@ -121,9 +121,9 @@ def _check_saturation(model: Any, target: Path) -> None:
                            f"without VNNI could saturate on them")
 
 
-def _quantize_dynamic(source: Path, integer_lstm: bool = False) -> Any:
+def _quantize_dynamic(source: Path) -> Any:
     """``quantize_dynamic``'s int8 graph of ``source``, a tied matrix stored once and LSTM
-    layers computing in float from their int8 weights (unless ``integer_lstm``)."""
+    layers computing in float from their int8 weights."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -138,8 +138,7 @@ def _quantize_dynamic(source: Path, integer_lstm: bool = False) -> Any:
     finally:
         root.setLevel(level)
     share_tied_matrix(model)
-    if not integer_lstm:
-        float_lstm(model)
+    float_lstm(model)
     return model
 
 
@@ -177,176 +176,6 @@ def float_lstm(model: Any) -> int:
             graph.node.insert(position + offset, new)
         replaced += 1
     return replaced
-
-
-def _activation_groups(models: Any) -> dict[str, str]:
-    """One key per activation that the graphs quantise, shared by all graphs: the
-    ``DynamicQuantizeLinear`` nodes whose ``MatMulInteger`` weights hold the same values (in
-    any graph) form one group and get one scale. Maps a weight's bytes digest to its group."""
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    for model in models:
-        for keys in _quantizer_weights(model).values():
-            for key in keys[1:]:
-                parent[find(key)] = find(keys[0])
-            find(keys[0])
-    return {key: find(key) for key in parent}
-
-
-def _quantizer_weights(model: Any) -> dict[str, list[str]]:
-    """Per ``DynamicQuantizeLinear`` (by its input), the digests of the weights of the
-    ``MatMulInteger`` nodes it feeds."""
-    inits = {i.name: i for i in model.graph.initializer}
-    feeds: dict[str, list[str]] = {}
-    quantized = {n.output[0]: n.input[0] for n in model.graph.node
-                 if n.op_type == "DynamicQuantizeLinear"}
-    for node in model.graph.node:
-        if node.op_type == "MatMulInteger" and node.input[0] in quantized:
-            weight = inits[node.input[1]]
-            digest = hashlib.sha256(weight.raw_data or weight.SerializeToString()).hexdigest()
-            key = f"{tuple(weight.dims)}:{digest}"
-            feeds.setdefault(quantized[node.input[0]], []).append(key)
-    return feeds
-
-
-def calibrate(model: Any, groups: dict[str, str], tokens: np.ndarray
-              ) -> dict[str, tuple[float, float]]:
-    """Run the score graph ``model`` (with its dynamic scales) on ``tokens [rows, length]`` and
-    return each activation group's range [min(0, lowest), max(0, highest)]."""
-    import onnx
-    import onnxruntime as ort
-
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    feeds = _quantizer_weights(probe)
-    del probe.graph.output[:]
-    for name in feeds:
-        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT,
-                                                                    None))
-    session = ort.InferenceSession(probe.SerializeToString(), graphs.session_options(),
-                                   providers=["CPUExecutionProvider"])
-    tokens = np.asarray(tokens, dtype=np.int64)
-    values = session.run(None, {graphs.TOKENS: tokens, graphs.LENGTHS: np.full(
-        len(tokens), tokens.shape[1], dtype=np.int64)})
-    ranges: dict[str, tuple[float, float]] = {}
-    for keys, value in zip(feeds.values(), values):
-        if not value.size:
-            continue
-        group = groups[keys[0]]
-        lo, hi = ranges.get(group, (0.0, 0.0))
-        ranges[group] = (min(lo, float(value.min())), max(hi, float(value.max())))
-    return ranges
-
-
-def fix_activation_scales(model: Any, groups: dict[str, str],
-                          ranges: dict[str, tuple[float, float]]) -> None:
-    """Replace each ``DynamicQuantizeLinear`` of ``model`` (in place) by a ``QuantizeLinear``
-    with its group's calibrated scale and zero point, stored under the names of the outputs
-    it replaces (so the nodes that read the scale and zero point stay as they are)."""
-    from onnx import helper, numpy_helper
-
-    feeds = _quantizer_weights(model)
-    for node in list(model.graph.node):
-        if node.op_type != "DynamicQuantizeLinear":
-            continue
-        keys = feeds.get(node.input[0])
-        group = groups[keys[0]] if keys else None
-        if group not in ranges:
-            raise RuntimeError(f"no calibrated range for the activation {node.input[0]!r}: the "
-                               f"calibration text never reached it")
-        lo, hi = ranges[group]
-        scale = max((hi - lo) / 255.0, 1e-12)
-        zero = int(np.clip(np.round(-lo / scale), 0, 255))
-        model.graph.initializer.extend([
-            numpy_helper.from_array(np.array(scale, np.float32), node.output[1]),
-            numpy_helper.from_array(np.array(zero, np.uint8), node.output[2])])
-        position = list(model.graph.node).index(node)
-        model.graph.node.remove(node)
-        model.graph.node.insert(position, helper.make_node(
-            "QuantizeLinear", [node.input[0], node.output[1], node.output[2]], [node.output[0]],
-            name=node.name or f"{node.output[0]}_static"))
-
-
-def fuse_integer_matmuls(model: Any) -> int:
-    """Rewrite (in place) each ``MatMulInteger`` → ``Cast`` → ``Mul`` by the product of two
-    constant scales, fed by a ``QuantizeLinear``, into one ``MatMulIntegerToFloat`` (the node
-    onnxruntime fuses for dynamic scales but not once the scale product is a constant). Returns
-    how many were fused."""
-    from onnx import TensorProto, helper
-
-    graph = model.graph
-    inits = {i.name for i in graph.initializer}
-    producers = {out: n for n in graph.node for out in n.output}
-    consumers: dict[str, list[Any]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    fused = 0
-    for node in list(graph.node):
-        source = producers.get(node.input[0]) if node.op_type == "MatMulInteger" else None
-        if source is None or source.op_type != "QuantizeLinear" or len(node.input) < 4:
-            continue
-        cast = consumers.get(node.output[0], [])
-        if len(cast) != 1 or cast[0].op_type != "Cast" or helper.get_attribute_value(
-                cast[0].attribute[0]) != TensorProto.FLOAT:
-            continue
-        mul = consumers.get(cast[0].output[0], [])
-        if len(mul) != 1 or mul[0].op_type != "Mul":
-            continue
-        scale = [i for i in mul[0].input if i != cast[0].output[0]]
-        scales = producers.get(scale[0]) if len(scale) == 1 else None
-        if scales is None or scales.op_type != "Mul" or source.input[1] not in scales.input \
-                or any(i not in inits for i in scales.input):
-            continue
-        a_scale = source.input[1]
-        b_scale = [i for i in scales.input if i != a_scale] or [a_scale]
-        position = list(graph.node).index(node)
-        for old in (node, cast[0], mul[0]):
-            graph.node.remove(old)
-        graph.node.insert(position, helper.make_node(
-            "MatMulIntegerToFloat", [node.input[0], node.input[1], a_scale, b_scale[0],
-                                     node.input[2], node.input[3]],
-            [mul[0].output[0]], name=f"{node.name or node.output[0]}_to_float",
-            domain="com.microsoft"))
-        consumers[scale[0]].remove(mul[0])
-        if not consumers[scale[0]] and scales in graph.node:
-            graph.node.remove(scales)
-        fused += 1
-    return fused
-
-
-def calibration_tokens(model: Any, data_dir: str | os.PathLike[str] | None, seed: int = 0,
-                       rows: int = CALIBRATION_ROWS, length: int = CALIBRATION_LENGTH
-                       ) -> tuple[np.ndarray, str]:
-    """``[rows, length]`` token ids to calibrate on, and where they come from: the training
-    split of ``data_dir``, each row starting after an ``<eos>`` at evenly spaced places; when
-    that folder is gone, text sampled from ``model`` (an :class:`RNNLM`) from ``<eos>``."""
-    import torch
-
-    from pocketlm.pipeline.ingest import load_split
-
-    if data_dir is not None and (Path(data_dir) / "manifest.json").is_file():
-        ids = load_split(data_dir, "train")
-        starts = np.flatnonzero(np.asarray(ids[:-length]) == EOS_ID) + 1
-        if len(starts):
-            picks = starts[np.linspace(0, len(starts) - 1, rows).round().astype(int)]
-            return (np.stack([np.asarray(ids[s:s + length], dtype=np.int64) for s in picks]),
-                    "train")
-    gen = torch.Generator().manual_seed(seed)
-    token = torch.full((rows, 1), EOS_ID, dtype=torch.long)
-    state, out = None, []
-    with torch.no_grad():
-        for _ in range(length):
-            features, state = model.features(token, state)
-            probs = model.decoder.log_probs(features[:, 0]).exp()
-            token = torch.multinomial(probs, 1, generator=gen)
-            out.append(token)
-    return torch.cat(out, dim=1).numpy().astype(np.int64), "sampled"
 
 
 def saturating_weights(model: Any) -> list[str]:

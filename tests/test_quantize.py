@@ -116,19 +116,6 @@ def test_graphs_share_activation_scales(toy_model: Path, kjv_model: Path) -> Non
         assert all(lo <= 0 <= hi and hi > lo for lo, hi in recorded["activation_ranges"])
 
 
-def test_calibration_without_data_samples_the_model(toy_checkpoint: Path) -> None:
-    """Without its data folder, calibration text is sampled from the model: in-vocabulary ids
-    of the requested shape, the same for the same seed."""
-    from pocketlm.export.quantize import calibration_tokens
-    from pocketlm.pipeline.checkpoint import load_checkpoint
-
-    model, _ = load_checkpoint(toy_checkpoint)
-    tokens, origin = calibration_tokens(model, None, seed=3, rows=4, length=6)
-    assert origin == "sampled" and tokens.shape == (4, 6)
-    assert 0 <= tokens.min() and tokens.max() < model.config.vocab_size
-    assert np.array_equal(tokens, calibration_tokens(model, None, seed=3, rows=4, length=6)[0])
-
-
 def test_share_tied_matrix_leaves_untied_graphs(toy_model: Path, tmp_path: Path) -> None:
     """share_tied_matrix matches by values: on a graph whose table and decoder differ it changes
     nothing; on the toy model's (tied) fp32 graph quantised again it shares the matrix."""

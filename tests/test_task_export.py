@@ -1,8 +1,10 @@
 """Export of labelled task models: the classify and tag graphs match torch (every pooling, one
-and two directions), int8 copies run and their metrics are recorded, the folder holds what the
-manifest names, the int8 folder of the run model's encoder on a 10K vocabulary fits in 2 MiB
-with the vocabulary file the same compact bytes from ingest on, ``pocketlm export`` picks the
-exporter by the checkpoint's task, and ``pocketlm evaluate`` reports the task's metrics."""
+and two directions), int8 copies run and their metrics are recorded, their activation scales
+are calibrated at export (a text alone and in a batch gets the same int8 log-probabilities; no
+data folder: one line naming --no-int8), the folder holds what the manifest names, the int8
+folder of the run model's encoder on a 10K vocabulary fits in 2 MiB with the vocabulary file the
+same compact bytes from ingest on, ``pocketlm export`` picks the exporter by the checkpoint's
+task, and ``pocketlm evaluate`` reports the task's metrics."""
 
 from __future__ import annotations
 
@@ -31,6 +33,82 @@ def tag_checkpoint(toy_tag_data: Path, tmp_path_factory: pytest.TempPathFactory)
     train_task(TaskTrainConfig.of(task="tag", bidirectional=True, **{**SMALL, "epochs": 3}),
                toy_tag_data, out)
     return out
+
+
+@pytest.fixture(scope="module")
+def classify_checkpoint(toy_classify_data: Path, tmp_path_factory: pytest.TempPathFactory
+                        ) -> Path:
+    out = tmp_path_factory.mktemp("classify") / "checkpoint"
+    train_task(TaskTrainConfig.of(task="classify", bidirectional=True, **SMALL),
+               toy_classify_data, out)
+    return out
+
+
+@pytest.mark.parametrize("task", ["classify", "tag"])
+def test_int8_graph_computes_one_function(task: str, request: pytest.FixtureRequest,
+                                          tmp_path: Path) -> None:
+    """Every activation scale is a constant calibrated on the train split: no dynamic
+    quantisation is left, weights stay 7-bit, and each text's int8 log-probabilities are the
+    same alone and in a batch with every other text of the valid split."""
+    import onnx
+
+    from pocketlm.export.quantize import saturating_weights
+    from pocketlm.pipeline.task_eval import split_of
+    from pocketlm.pipeline.tasks import get_task
+
+    data: Path = request.getfixturevalue(f"toy_{task}_data")
+    manifest = export_task(request.getfixturevalue(f"{task}_checkpoint"), tmp_path / "model")
+    path = tmp_path / "model" / manifest["graphs"][task]["files"]["int8"]
+    model = onnx.load(str(path))
+    ops = {n.op_type for n in model.graph.node}
+    assert not ops & {"DynamicQuantizeLinear", "DynamicQuantizeLSTM", "DynamicQuantizeMatMul"}
+    assert {"QuantizeLinear", "MatMulIntegerToFloat", "LSTM"} <= ops
+    assert saturating_weights(model) == []
+    recorded = manifest["export"]["int8_activations"]
+    train = json.loads((data / "manifest.json").read_text())["splits"]["train"]["sentences"]
+    assert recorded["calibration"]["split"] == "train"
+    assert recorded["calibration"]["sentences"] == train
+    assert all(lo <= 0 <= hi and hi > lo for lo, hi in recorded["activation_ranges"])
+
+    spec = get_task(task)
+    valid = split_of(spec, data, "valid")
+    session = graphs.open_session(path)
+
+    def run(index: list[int]) -> np.ndarray:
+        tensors = valid.batch(index, device="cpu", per_piece=spec.per_piece)
+        return session.run(None, {n: tensors[n].numpy() for n in graphs.TASK_INPUTS})[0]
+
+    together = run(list(range(len(valid))))
+    worst = 0.0
+    for i in range(len(valid)):
+        alone, inside = run([i])[0], together[i]
+        if spec.per_piece:
+            alone, inside = alone[:len(valid.ids[i])], inside[:len(valid.ids[i])]
+        worst = max(worst, float(np.abs(alone - inside).max()))
+    assert worst <= 1e-5
+
+
+def test_int8_export_without_the_data_folder(tag_checkpoint: Path, tmp_path: Path) -> None:
+    """The int8 graph is calibrated on the checkpoint's data: with that folder gone, export
+    says so in one line naming --no-int8, writes nothing, and --no-int8 exports."""
+    import shutil
+
+    from pocketlm.runtime.cli import cli
+
+    ckpt = tmp_path / "checkpoint"
+    shutil.copytree(tag_checkpoint, ckpt)
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    manifest["data"]["path"] = str(tmp_path / "gone")
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["export", "--checkpoint", str(ckpt), "--out",
+                                 str(tmp_path / "model")])
+    assert result.exit_code != 0 and "--no-int8" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "model").exists()
+    result = runner.invoke(cli, ["export", "--checkpoint", str(ckpt), "--out",
+                                 str(tmp_path / "model"), "--no-int8"])
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("pooling,bidirectional,cell", [
