@@ -3,22 +3,18 @@ their batch, graph or runtime.
 
 ``quantize_dynamic`` (export/quantize.py) writes graphs that pick each activation's scale at run
 time, from the tensor at hand: a language model's score graph from all the tokens of a batch,
-its step graph from one row, a classifier's graph from every text of its batch. So a sentence
-stepped with ``advance`` and the same sentence scored differed (0.46 nats on the run model), a
-text's int8 log-probabilities moved with the other texts of its batch (0.133 on the KJV
-classifier), and runtimes whose kernels round the scale differently disagreed (0.018).
-:func:`calibrate_graphs` removes every run-time choice::
+its step graph from one row. So a sentence stepped with ``advance`` and the same sentence scored
+differed (0.46 nats on the run model). :func:`calibrate_graphs` removes every run-time choice::
 
     DynamicQuantizeLinear(x)        ─▶ QuantizeLinear(x, scale, zero point)   constants from
     MatMulInteger ─▶ Cast ─▶ Mul    ─▶ MatMulIntegerToFloat                    the calibration
 
 The calibration runs one graph (with its dynamic scales) once on real inputs, a feeds dict of
-the graph's input names: a language model's on rows of training text (:func:`calibration_tokens`,
-``[rows, length]`` token ids), a labelled task's on sentences of its training split
-(:func:`task_calibration_feeds`: tokens, shapes, suffixes, lengths) and takes each quantised
-activation's range [min(0, lowest), max(0, highest)]; scale = (high − low) / 255. Activations
-that feed the same weights get the same scale in every graph (a language model's step and score
-graphs; the adaptive output's head and tails read one). onnxruntime's ``DynamicQuantizeLSTM``
+the graph's input names (a language model's: rows of training text, :func:`calibration_tokens`,
+``[rows, length]`` token ids) and takes each quantised activation's range [min(0, lowest),
+max(0, highest)]; scale = (high − low) / 255. Activations that feed the same weights get the
+same scale in every graph (a language model's step and score graphs; the adaptive output's head
+and tails read one). onnxruntime's ``DynamicQuantizeLSTM``
 cannot take fixed scales, so the graphs are calibrated after :func:`.quantize.float_lstm` made
 their LSTM layers multiply int8 weights in float.
 """
@@ -34,18 +30,12 @@ from typing import Any
 import numpy as np
 
 from pocketlm.runtime import graphs
-from pocketlm.runtime.artifact import EOS_ID, PocketLMError, read_manifest
+from pocketlm.runtime.artifact import EOS_ID
 
 log = logging.getLogger(__name__)
 
 #: A language model's calibration text: rows of this many tokens, each from the zero state.
 CALIBRATION_ROWS, CALIBRATION_LENGTH = 128, 48
-
-#: A labelled task's calibration: this many sentences of its training split, evenly spaced.
-TASK_CALIBRATION_SENTENCES = 256
-
-#: The splits a labelled task calibrates on, the first present: train, else valid.
-TASK_CALIBRATION_SPLITS = ("train", "valid")
 
 
 def calibrate_graphs(models: dict[str, Any], reference: str, feeds: dict[str, np.ndarray]
@@ -231,38 +221,3 @@ def calibration_tokens(model: Any, data_dir: str | os.PathLike[str] | None, seed
             token = torch.multinomial(probs, 1, generator=gen)
             out.append(token)
     return torch.cat(out, dim=1).numpy().astype(np.int64), "sampled"
-
-
-def task_calibration_feeds(task: Any, data_dir: str | os.PathLike[str] | None,
-                           sentences: int = TASK_CALIBRATION_SENTENCES
-                           ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The inputs (:data:`pocketlm.runtime.graphs.TASK_INPUTS`) to calibrate a labelled
-    ``task``'s graph on: one batch of ``sentences`` evenly spaced sentences of the first split of
-    :data:`TASK_CALIBRATION_SPLITS` that the data folder ``data_dir`` holds; and what the
-    manifest records of them (split, sentences, pieces). Raises :class:`PocketLMError` when the
-    folder is gone or holds neither split."""
-    from pocketlm.pipeline.task_eval import split_of
-
-    folder = Path(data_dir) if data_dir is not None else None
-    fix = "restore it, or export with --no-int8"
-    if folder is None or not (folder / "manifest.json").is_file():
-        raise PocketLMError(f"{data_dir}: the checkpoint's data folder is gone, and the int8 "
-                            f"graph's activation scales are calibrated on its sentences; {fix}")
-    splits = read_manifest(folder, "data", verify=False).get("splits", {})
-    present = [s for s in TASK_CALIBRATION_SPLITS if s in splits]
-    if not present:
-        raise PocketLMError(f"{folder}: no {' or '.join(TASK_CALIBRATION_SPLITS)} split to "
-                            f"calibrate the int8 graph's activation scales on; {fix}")
-    if present[0] != TASK_CALIBRATION_SPLITS[0]:
-        log.warning("export: %s has no %s split; calibrating int8 on its %s split", folder,
-                    TASK_CALIBRATION_SPLITS[0], present[0])
-    data = split_of(task, folder, present[0])
-    if not len(data):
-        raise PocketLMError(f"{folder}: its {present[0]} split holds no sentence to calibrate "
-                            f"the int8 graph's activation scales on; {fix}")
-    picks = sorted(set(np.linspace(0, len(data) - 1, min(sentences, len(data))).round()
-                       .astype(int).tolist()))
-    tensors = data.batch(picks, device="cpu", per_piece=task.per_piece)
-    feeds = {name: tensors[name].numpy() for name in graphs.TASK_INPUTS}
-    return feeds, {"split": present[0], "sentences": len(picks),
-                   "pieces": int(feeds[graphs.LENGTHS].sum())}

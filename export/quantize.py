@@ -55,6 +55,11 @@ log = logging.getLogger(__name__)
 #: onnxruntime and stay fp32; their embedding and decoder are still quantised.
 QUANTIZED_OPS = ["MatMul", "Gemm", "LSTM", "Gather"]
 
+#: The labelled tasks' graphs store these weights int8 and compute in float: their few matrix
+#: products (a head, a projection) are too small for integer kernels to pay, and without a
+#: quantised activation a text's numbers do not depend on its batch or on the runtime.
+WEIGHT_ONLY_OPS = ["Gather", "LSTM"]
+
 #: The options of ``quantize_dynamic`` that export uses: per-tensor 7-bit signed weights.
 QUANTIZE_OPTIONS: dict[str, Any] = dict(op_types_to_quantize=QUANTIZED_OPS, per_channel=False,
                                         reduce_range=True)
@@ -88,20 +93,17 @@ def quantize_graphs(folder: str | os.PathLike[str], files: dict[str, tuple[str, 
     return {"calibration": {"text": origin, "tokens": list(tokens.shape)}, **ranges}
 
 
-def quantize_graph(source: Path, target: Path,
-                   calibration: tuple[dict[str, np.ndarray], dict[str, Any]]) -> dict[str, Any]:
+def quantize_graph(source: Path, target: Path) -> dict[str, Any]:
     """Write an int8 copy of the one graph at ``source`` (a classifier's or a tagger's) to
-    ``target``, its activation scales calibrated once by running it on ``calibration`` (the
-    graph's inputs by name, and what to record of them:
-    :func:`.calibration.task_calibration_feeds`), without the intermediate shapes the quantiser
-    records (7 KB of a tagger's graph). Returns what the manifest records: the calibration's
-    description and each activation range."""
-    model = _quantize_dynamic(source)
+    ``target``: the embedding tables and the LSTM weights stored int8 (:data:`WEIGHT_ONLY_OPS`),
+    every product computed in float from them, so no activation is quantised: a text gets the
+    same numbers alone or in any batch, and every runtime computes what the fp32 graph would
+    with those weights. Without the intermediate shapes the quantiser records (7 KB of a
+    tagger's graph). Returns what the manifest records."""
+    model = _quantize_dynamic(source, WEIGHT_ONLY_OPS)
     del model.graph.value_info[:]   # shapes the quantiser inferred: onnxruntime infers its own
-    feeds, described = calibration
-    ranges = calibrate_graphs({"graph": model}, "graph", feeds)
     _save(model, source, target)
-    return {"calibration": described, **ranges}
+    return {"int8_weights": list(WEIGHT_ONLY_OPS), "activations": "float"}
 
 
 def _save(model: Any, source: Path, target: Path) -> None:
@@ -121,9 +123,9 @@ def _check_saturation(model: Any, target: Path) -> None:
                            f"without VNNI could saturate on them")
 
 
-def _quantize_dynamic(source: Path) -> Any:
-    """``quantize_dynamic``'s int8 graph of ``source``, a tied matrix stored once and LSTM
-    layers computing in float from their int8 weights."""
+def _quantize_dynamic(source: Path, op_types: list[str] = QUANTIZED_OPS) -> Any:
+    """``quantize_dynamic``'s int8 graph of ``source`` (the weights of ``op_types``), a tied
+    matrix stored once and LSTM layers computing in float from their int8 weights."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -133,7 +135,8 @@ def _quantize_dynamic(source: Path) -> Any:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / source.name
-            quantize_dynamic(source, target, weight_type=QuantType.QInt8, **QUANTIZE_OPTIONS)
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8,
+                             **{**QUANTIZE_OPTIONS, "op_types_to_quantize": op_types})
             model = onnx.load(str(target))
     finally:
         root.setLevel(level)

@@ -11,11 +11,10 @@
 The same checks as the language model's export (:mod:`.onnx_export`): ``onnx.checker``, then
 onnxruntime against torch at every (batch, length) of ``CHECK_SHAPES`` within the tolerance
 (positions beyond a length are not compared: the runtime ignores them), nothing written on a
-failure. The int8 copy (:func:`.quantize.quantize_graph`) has its activation scales calibrated
-once on sentences of the training data folder (:func:`.calibration.task_calibration_feeds`: its
-train split, else its valid split; neither: a one-line error naming ``--no-int8``), so a text's
-int8 numbers do not depend on its batch or runtime; it must run; its metrics and the fp32
-graph's are measured on the valid split of the training data folder and recorded.
+failure. The int8 copy (:func:`.quantize.quantize_graph`) stores the embedding tables and the
+cells' weights int8 and computes in float from them, so a text's int8 numbers do not depend on
+its batch or runtime; it must run; its metrics and the fp32 graph's are measured on the valid
+split of the training data folder and recorded.
 """
 
 from __future__ import annotations
@@ -101,11 +100,6 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
     task, labels = get_task(ckpt["task"]), list(ckpt["labels"])
     graph = task.graphs[0]
     data_dir = Path(ckpt["data"]["path"])
-    calibration = None
-    if config.int8:   # before anything is written: a missing data folder is a one-line error
-        from .calibration import task_calibration_feeds
-
-        calibration = task_calibration_feeds(task, data_dir)
     with atomic_folder(out, overwrite) as tmp:
         example = random_inputs(2, 5, model.config.vocab_size, torch.Generator().manual_seed(1))
         fp32 = tmp / graphs.task_graph_file(graph, "fp32")
@@ -117,12 +111,11 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
                               opset_version=config.opset, dynamo=False,
                               do_constant_folding=True)
         onnx.checker.check_model(str(fp32), full_check=True)
-        precisions, int8_scales = ["fp32"], None
-        if calibration is not None:
+        precisions, int8_record = ["fp32"], None
+        if config.int8:
             from .quantize import quantize_graph
 
-            int8_scales = quantize_graph(fp32, tmp / graphs.task_graph_file(graph, "int8"),
-                                         calibration)
+            int8_record = quantize_graph(fp32, tmp / graphs.task_graph_file(graph, "int8"))
             precisions.append("int8")
         shared = {p: portable.share_weights(tmp, [graphs.task_graph_file(graph, p)],
                                             graphs.weights_file(p), portable.SMALL_ALIGN)
@@ -157,7 +150,7 @@ def export_task(checkpoint_dir: str | os.PathLike[str], out: str | os.PathLike[s
             "export": {**asdict(config), "exporter": "torch.onnx (TorchScript)",
                        "check_shapes": [list(s) for s in CHECK_SHAPES], "max_abs_diff": checks,
                        "bytes": {f: (tmp / f).stat().st_size for f in files[1:]},
-                       "shared_weights": shared, "int8_activations": int8_scales},
+                       "shared_weights": shared, "int8": int8_record},
             "versions": package_versions("torch", "onnx", "onnxruntime"),
         }
         manifest = write_manifest(tmp, "model", body, files)

@@ -136,10 +136,7 @@ def build_folder(task: str, out: Path, steps: int = 150, seed: int = 0) -> Path:
                           output_names=[graphs.LOGPROBS],
                           dynamic_axes=graphs.task_dynamic_axes(task), opset_version=17,
                           dynamo=False)
-    calibration = _batch(tokenizer, [t for t, _, _ in data[:256]])
-    quantize_graph(fp32, out / graphs.task_graph_file(task, "int8"),
-                   ({n: t.numpy() for n, t in zip(graphs.TASK_INPUTS, calibration)},
-                    {"split": "train", "sentences": 256}))
+    quantize_graph(fp32, out / graphs.task_graph_file(task, "int8"))
     precisions = ("fp32", "int8")
     for p in precisions:
         share_weights(out, [graphs.task_graph_file(task, p)], graphs.weights_file(p))
