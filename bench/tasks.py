@@ -80,17 +80,20 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 # --- the language model of modern English --------------------------------------------------------
 
 
-def lm_text(data: Path) -> list[str]:
+def lm_text(data: Path, sst2_repeat: int = 1) -> list[str]:
     """WikiText-2 valid + test lines (its ``<unk>`` marks dropped: the vocabulary's own
-    ``<unk>`` covers what is rare) and the SST-2 / TREC train sentences, no labels."""
+    ``<unk>`` covers what is rare) and the SST-2 / TREC train sentences, no labels; with
+    ``sst2_repeat`` > 1 the SST-2 sentences come that many times (the rest appended at the
+    end), weighing film reviews in the vocabulary and the model."""
     lines = []
     for name in ("valid.txt", "test.txt"):
         for line in (data / "wikitext-2" / name).read_text(encoding="utf-8").splitlines():
             line = " ".join(w for w in line.split() if w != "<unk>")
             if line and not line.startswith("="):
                 lines.append(line)
-    lines += [t for t, _ in sets.sst2(data)["train"]] + [t for t, _ in sets.trec(data)["train"]]
-    return lines
+    sst2 = [t for t, _ in sets.sst2(data)["train"]]
+    lines += sst2 + [t for t, _ in sets.trec(data)["train"]]
+    return lines + sst2 * (sst2_repeat - 1)
 
 
 def _finished(ckpt: Path) -> bool:
@@ -116,7 +119,7 @@ def build_lm(args: argparse.Namespace) -> None:
     """The modern-English language models (forward, backward) and the KJV backward one."""
     out = args.out
     if not (out / "lm-data" / "manifest.json").is_file():
-        lines = lm_text(args.data)
+        lines = lm_text(args.data, args.sst2_repeat)
         text = out / "lm-text.txt"
         text.write_text("\n".join(lines) + "\n", encoding="utf-8")
         ingest_s = _run(["pocketlm", "ingest", "--data-files", str(text), "--out",
@@ -389,6 +392,8 @@ def main() -> None:
     parser.add_argument("--lm-steps", type=int, default=0,
                         help="language models: this many steps instead of --lm-minutes")
     parser.add_argument("--lm-threads", type=int, default=2)
+    parser.add_argument("--sst2-repeat", type=int, default=1,
+                        help="the SST-2 train sentences this many times in the LM's text")
     parser.add_argument("--backward-lm", action=argparse.BooleanOptionalAction, default=True,
                         help="LM-started classifiers also --init-backward-from a --reverse LM")
     parser.add_argument("--epochs", type=int, default=6)
