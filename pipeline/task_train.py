@@ -149,10 +149,11 @@ def predict(model: TaskModel, data: Encoded, batch_size: int, device: torch.devi
     with torch.no_grad():
         for index in eval_batches([len(i) for i in data.ids], batch_size):
             b = data.batch(index, device, task.per_piece)
-            logp = model(b["tokens"], b["shapes"], b["suffixes"], b["lengths"]).float().cpu()
+            out_t = model(b["tokens"], b["shapes"], b["suffixes"], b["lengths"])
+            logp = out_t.float().cpu().numpy()
             for row, i in enumerate(index):
                 out = logp[row, :len(data.ids[i])] if task.per_piece else logp[row]
-                preds[i] = task.decode(out.numpy(), labels)
+                preds[i] = task.decode(out, labels)
     return preds
 
 
